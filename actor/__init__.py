@@ -1,0 +1,1 @@
+"""The actor process: collects experience into Reverb, or evaluates."""

@@ -1,0 +1,92 @@
+"""The eval loop: greedy-policy episodes on new weights, to TensorBoard + CSV."""
+import csv
+import os
+import time
+
+from absl import logging
+from tf_agents.policies import py_tf_eager_policy
+from tf_agents.train import actor as tfa_actor
+
+from actor import runtime as runtime_lib
+from common import shutdown
+from common.config import ExperimentConfig
+
+EVAL_DIR = 'eval'
+RETURNS_CSV = 'returns.csv'
+CSV_FIELDS = ('train_step', 'wall_time', 'average_return',
+              'average_episode_length')
+# Eval envs are seeded apart from the collect actors' (seed + task).
+_EVAL_SEED_OFFSET = 100000
+_POLL_S = 1.0
+
+
+def returns_csv_path(root_dir: str) -> str:
+  return os.path.join(root_dir, EVAL_DIR, RETURNS_CSV)
+
+
+def run_eval(config: ExperimentConfig, settings: runtime_lib.ActorSettings,
+             stop: shutdown.Shutdown) -> None:
+  """Evaluates every eval_every_steps train steps and at max_train_steps."""
+  if not settings.root_dir:
+    raise ValueError('the eval actor needs --root_dir for its results')
+  rt = runtime_lib.start_runtime(
+      config, settings, seed=config.seed + _EVAL_SEED_OFFSET, stop=stop)
+  eval_dir = os.path.join(settings.root_dir, EVAL_DIR)
+  metrics = tfa_actor.eval_metrics(config.train.eval_episodes)
+  eval_actor = tfa_actor.Actor(
+      rt.env,
+      py_tf_eager_policy.PyTFEagerPolicy(rt.agent.policy,
+                                         use_tf_function=True),
+      rt.train_step, episodes_per_run=config.train.eval_episodes,
+      metrics=metrics, summary_dir=eval_dir, summary_interval=0, name='eval')
+  last_evaluated = None
+  max_steps = config.train.max_train_steps
+  while not stop.requested:
+    version = rt.weights.pull()
+    if _eval_due(version, last_evaluated, config.train.eval_every_steps,
+                 max_steps):
+      _evaluate(eval_actor, metrics, version, returns_csv_path(
+          settings.root_dir))
+      last_evaluated = version
+    if version >= max_steps:
+      break
+    stop.wait(_POLL_S)
+  logging.info('Eval actor done (%s)', stop.reason or 'final step evaluated')
+
+
+def _eval_due(version, last_evaluated, every, max_steps) -> bool:
+  if last_evaluated is None:
+    return True
+  if version == last_evaluated:
+    return False
+  return version >= max_steps or version >= last_evaluated + every
+
+
+def _evaluate(eval_actor, metrics, version, csv_path) -> None:
+  for metric in metrics:
+    metric.reset()
+  eval_actor.reset()
+  start = time.monotonic()
+  eval_actor.run()
+  eval_actor.write_metric_summaries()
+  eval_actor.summary_writer.flush()
+  results = {m.name: float(m.result()) for m in metrics}
+  _append_csv(csv_path, {
+      'train_step': version,
+      'wall_time': round(time.time(), 3),
+      'average_return': results['AverageReturn'],
+      'average_episode_length': results['AverageEpisodeLength']})
+  logging.info('eval train_step=%d average_return=%.2f '
+               'average_episode_length=%.1f (%.1fs)', version,
+               results['AverageReturn'], results['AverageEpisodeLength'],
+               time.monotonic() - start)
+
+
+def _append_csv(path, row) -> None:
+  new_file = not os.path.exists(path)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, 'a', newline='') as f:
+    writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+    if new_file:
+      writer.writeheader()
+    writer.writerow(row)

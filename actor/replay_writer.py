@@ -1,0 +1,76 @@
+"""Writes collected steps to the replay table with bounded, interruptible waits.
+
+It writes the same items as TF-Agents' ReverbAddTrajectoryObserver with
+sequence_length 2 and stride 1 (every pair of consecutive steps of an
+episode), but it never runs more than `max_in_flight_items` ahead of the
+server, and every wait on the server (the rate limiter holding an insert)
+wakes up twice a second to check whether the actor should stop, and logs
+when it has waited long.
+"""
+import time
+from typing import Callable
+
+from absl import logging
+import reverb
+import tree
+
+from common.config import REPLAY_TABLE
+from common.config import SEQUENCE_LENGTH
+
+_WAIT_SLICE_MS = 500
+
+
+class StopCollection(Exception):
+  """Raised from inside a write when the actor was asked to stop."""
+
+
+class ReplayWriter:
+  """A trajectory observer for one (unbatched) environment."""
+
+  def __init__(self, client: reverb.Client, should_stop: Callable[[], bool],
+               max_in_flight_items: int = 8, log_wait_after_s: float = 30.0):
+    self._writer = client.trajectory_writer(
+        num_keep_alive_refs=SEQUENCE_LENGTH + 1, validate_items=False)
+    self._should_stop = should_stop
+    self._max_in_flight_items = max_in_flight_items
+    self._log_wait_after_s = log_wait_after_s
+    self._episode_steps = 0
+    self.items_written = 0
+
+  def __call__(self, trajectory) -> None:
+    self._writer.append(trajectory)
+    self._episode_steps += 1
+    if self._episode_steps >= SEQUENCE_LENGTH:
+      item = tree.map_structure(lambda column: column[-SEQUENCE_LENGTH:],
+                                self._writer.history)
+      self._writer.create_item(REPLAY_TABLE, priority=1.0, trajectory=item)
+      self.items_written += 1
+    self._wait(self._max_in_flight_items)
+    if trajectory.is_boundary():
+      self.end_episode()
+
+  def end_episode(self) -> None:
+    """Waits until every item is on the server; the next step starts afresh."""
+    self._wait(0)
+    self._writer.end_episode(clear_buffers=True)
+    self._episode_steps = 0
+
+  def close(self) -> None:
+    self._writer.close()
+
+  def _wait(self, max_pending: int) -> None:
+    start = last_log = time.monotonic()
+    while True:
+      try:
+        self._writer.flush(block_until_num_items=max_pending,
+                           timeout_ms=_WAIT_SLICE_MS)
+        return
+      except reverb.errors.DeadlineExceededError:
+        if self._should_stop():
+          raise StopCollection() from None
+        now = time.monotonic()
+        if now - last_log >= self._log_wait_after_s:
+          logging.info('Inserts into %r have waited %.0fs for the rate '
+                       'limiter (is the learner sampling?)', REPLAY_TABLE,
+                       now - start)
+          last_log = now

@@ -1,0 +1,77 @@
+"""What collect and eval actors share: env, agent, Reverb link, weights."""
+import dataclasses
+from typing import Optional
+
+from absl import logging
+import reverb
+import tensorflow as tf
+from tf_agents.agents import tf_agent
+from tf_agents.environments import py_environment
+from tf_agents.train.utils import train_utils
+
+from common import agents
+from common import envs
+from common import reverb_io
+from common import shutdown
+from common import specs as specs_lib
+from common.config import ExperimentConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorSettings:
+  """Where this actor runs; the experiment itself is in ExperimentConfig."""
+  reverb_address: str
+  task: int = 0
+  root_dir: Optional[str] = None
+  connect_timeout_s: float = 30.0
+  weights_timeout_s: float = 600.0
+  log_every_s: float = 10.0
+
+
+@dataclasses.dataclass
+class ActorRuntime:
+  env: py_environment.PyEnvironment
+  agent: tf_agent.TFAgent
+  train_step: tf.Variable
+  client: reverb.Client
+  weights: reverb_io.WeightsSync
+
+
+def start_runtime(config: ExperimentConfig, settings: ActorSettings,
+                  seed: int, stop: shutdown.Shutdown) -> ActorRuntime:
+  """Loads the env and agent, checks the server, waits for weights v0."""
+  tf.random.set_seed(seed)
+  env = envs.load_env(config.env, seed=seed)
+  time_step_spec, action_spec = agents.tensor_specs(env)
+  train_step = train_utils.create_train_step()
+  agent = agents.build_agent(config.agent, time_step_spec, action_spec,
+                             train_step, env_name=config.env.name)
+  client = reverb_io.connect(settings.reverb_address,
+                             settings.connect_timeout_s)
+  reverb_io.check_tables(client, specs_lib.specs_of(agent, train_step))
+  weights = reverb_io.WeightsSync(
+      settings.reverb_address, specs_lib.variables_nest(agent, train_step))
+  logging.info('Waiting for weights from the learner (up to %.0fs)',
+               settings.weights_timeout_s)
+  version = weights.wait_and_pull(settings.weights_timeout_s, lambda: stop.requested)
+  logging.info('Got weights version %d', version)
+  return ActorRuntime(env, agent, train_step, client, weights)
+
+
+def stop_when_learner_done(stop: shutdown.Shutdown, address: str,
+                           max_train_steps: int) -> None:
+  """Stops this actor once the learner reached max_train_steps.
+
+  Polled from a thread because the main thread may be blocked in a
+  rate-limited insert once the learner stops sampling. The data an actor
+  still holds then is of no use, so the grace period is short.
+  """
+  client = reverb.Client(address)
+
+  def learner_done():
+    step = reverb_io.learner_train_step(client)
+    if step is not None and step >= max_train_steps:
+      return f'the learner reached max_train_steps ({step})'
+    return None
+
+  stop.watch(learner_done, every_s=2.0, grace_s=5.0)

@@ -1,0 +1,1 @@
+"""Code shared by every process: configs, envs, agents, specs, Reverb helpers."""

@@ -1,0 +1,130 @@
+"""Talking to the Reverb server: connecting, checking tables, syncing weights."""
+import time
+from typing import Callable, Dict, Optional
+
+from absl import logging
+import numpy as np
+import reverb
+import tensorflow as tf
+import tree
+from tf_agents.experimental.distributed import reverb_variable_container
+
+from common.specs import ExperimentSpecs
+from common.specs import TRAIN_STEP_KEY
+from common.specs import VARIABLES_TABLE
+from common.config import REPLAY_TABLE
+
+
+class ReverbConnectionError(ConnectionError):
+  """The Reverb server did not answer in time."""
+
+
+class TableMismatchError(ValueError):
+  """The server's tables do not match this process's experiment config."""
+
+
+def connect(address: str, timeout_s: float) -> reverb.Client:
+  """Returns a client once the server at `address` answers, else raises."""
+  client = reverb.Client(address)
+  try:
+    client.server_info(timeout=max(1, int(timeout_s)))
+  except (reverb.errors.DeadlineExceededError, RuntimeError) as e:
+    raise ReverbConnectionError(
+        f'no Reverb server answered at {address} within {timeout_s:.0f}s: '
+        f'start reverb_server first and check --reverb_address') from e
+  return client
+
+
+def check_tables(client: reverb.Client, specs: ExperimentSpecs) -> None:
+  """Raises TableMismatchError unless the server's signatures match `specs`."""
+  info = client.server_info()
+  expected = {REPLAY_TABLE: specs.replay_signature,
+              VARIABLES_TABLE: specs.variables_signature}
+  for name, signature in expected.items():
+    if name not in info:
+      raise TableMismatchError(
+          f'the Reverb server has no table {name!r} (it has {sorted(info)}); '
+          f'is it a reverb_server of this project?')
+    differences = _signature_differences(info[name].signature, signature)
+    if differences:
+      raise TableMismatchError(
+          f'table {name!r} on the server does not match this experiment '
+          f'config: {"; ".join(differences[:5])}. Start every process with '
+          f'the same --flagfile')
+
+
+def _signature_differences(served, expected) -> list:
+  served_flat = tf.nest.flatten(served)
+  expected_flat = tf.nest.flatten(expected)
+  if len(served_flat) != len(expected_flat):
+    return [f'server has {len(served_flat)} tensors, config gives '
+            f'{len(expected_flat)}']
+  differences = []
+  paths = ['/'.join(map(str, path)) for path, _ in
+           tree.flatten_with_path(expected)]
+  for path, got, want in zip(paths, served_flat, expected_flat):
+    if got.shape != want.shape or got.dtype != want.dtype:
+      differences.append(
+          f'{path}: server {got.dtype.name}{got.shape.as_list()} vs config '
+          f'{want.dtype.name}{want.shape.as_list()}')
+  return differences
+
+
+def table_size(client: reverb.Client, table: str = REPLAY_TABLE) -> int:
+  return client.server_info()[table].current_size
+
+
+def learner_train_step(client: reverb.Client) -> Optional[int]:
+  """The train_step of the latest pushed weights, or None before version 0."""
+  info = client.server_info()[VARIABLES_TABLE]
+  if info.current_size == 0:
+    return None
+  sample = next(client.sample(VARIABLES_TABLE, num_samples=1,
+                              emit_timesteps=False))
+  values = tf.nest.pack_sequence_as(info.signature, sample.data)
+  return int(np.asarray(values[TRAIN_STEP_KEY]).reshape(-1)[0])
+
+
+class WeightsSync:
+  """Pushes or pulls the policy variables + train_step through Reverb."""
+
+  def __init__(self, address: str, variables: Dict):
+    self._container = reverb_variable_container.ReverbVariableContainer(
+        address, table_names=[VARIABLES_TABLE])
+    self._client = reverb.Client(address)
+    self._variables = variables
+
+  @property
+  def version(self) -> int:
+    """The train_step the local weights come from."""
+    return int(self._variables[TRAIN_STEP_KEY].numpy())
+
+  def push(self) -> None:
+    self._container.push(self._variables)
+
+  def pull(self) -> int:
+    """Updates the local variables to the latest pushed ones; the version."""
+    self._container.update(self._variables)
+    return self.version
+
+  def wait_and_pull(self, timeout_s: float,
+                    should_stop: Callable[[], bool] = lambda: False,
+                    log_every_s: float = 10.0) -> int:
+    """Blocks until the learner pushed weights, then pulls them."""
+    start = last_log = time.monotonic()
+    while self._client.server_info()[VARIABLES_TABLE].current_size == 0:
+      waited = time.monotonic() - start
+      if should_stop():
+        raise InterruptedError('stopped while waiting for weights')
+      if waited > timeout_s:
+        raise TimeoutError(
+            f'the learner pushed no weights to table {VARIABLES_TABLE!r} '
+            f'within {timeout_s:.0f}s: is the learner running against the '
+            f'same Reverb server? (see --weights_timeout_s)')
+      if time.monotonic() - last_log >= log_every_s:
+        logging.info('Waiting for the learner to push weights version 0 to '
+                     'table %r (%.0fs of %.0fs)', VARIABLES_TABLE, waited,
+                     timeout_s)
+        last_log = time.monotonic()
+      time.sleep(0.2)
+    return self.pull()

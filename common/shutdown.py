@@ -1,0 +1,89 @@
+"""Graceful stop on SIGTERM / SIGINT, even while the main thread is blocked.
+
+A Python signal handler only runs when the main thread returns to the
+interpreter, which never happens while it is blocked inside Reverb or
+TensorFlow (a rate-limited insert, a sample from an empty table). So the main
+module blocks the signals before anything starts threads, and a watcher
+thread receives them with sigwait, sets an event the main loop checks, and
+forces the exit if the main thread has not finished after a grace period.
+"""
+import os
+import signal
+import sys
+import threading
+from typing import Callable, Optional
+
+_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def block_signals() -> None:
+  """Call first thing in a main module, before TF or Reverb start threads."""
+  signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+
+
+class Shutdown:
+  """Set when the process should stop; forces the exit after `grace_s`."""
+
+  def __init__(self, grace_s: float = 20.0):
+    self._event = threading.Event()
+    self._grace_s = grace_s
+    self._reason = ''
+    threading.Thread(target=self._wait_for_signal, daemon=True,
+                     name='shutdown-signals').start()
+
+  @property
+  def requested(self) -> bool:
+    return self._event.is_set()
+
+  @property
+  def reason(self) -> str:
+    return self._reason
+
+  def request(self, reason: str, grace_s: Optional[float] = None) -> None:
+    """Asks the main loop to stop; exits anyway after the grace period."""
+    if self._event.is_set():
+      return
+    self._reason = reason
+    self._event.set()
+    grace_s = self._grace_s if grace_s is None else grace_s
+    _log(f'Stopping: {reason} (forced exit in {grace_s:.0f}s)')
+    timer = threading.Timer(grace_s, self._force_exit, (0, grace_s))
+    timer.daemon = True
+    timer.start()
+
+  def wait(self, timeout_s: float) -> bool:
+    """Sleeps up to `timeout_s`; True if a stop was requested."""
+    return self._event.wait(timeout_s)
+
+  def watch(self, is_done: Callable[[], Optional[str]], every_s: float = 2.0,
+            grace_s: Optional[float] = None) -> None:
+    """Polls `is_done` in a thread; requests a stop when it returns a reason."""
+    def poll():
+      while not self._event.wait(every_s):
+        try:
+          reason = is_done()
+        except Exception as e:  # pylint: disable=broad-except
+          _log(f'Shutdown watch failed once: {e}')
+          continue
+        if reason:
+          self.request(reason, grace_s)
+    threading.Thread(target=poll, daemon=True, name='shutdown-watch').start()
+
+  def _wait_for_signal(self):
+    received = signal.sigwait(_SIGNALS)
+    self.request(f'received {signal.Signals(received).name}')
+    signal.sigwait(_SIGNALS)
+    self._reason = 'a second signal'
+    self._force_exit(1, 0)
+
+  def _force_exit(self, exit_code: int, after_s: float):
+    _log(f'Still running {after_s:.0f}s after "{self._reason}": '
+         f'exiting now (exit code {exit_code})')
+    sys.stderr.flush()
+    os._exit(exit_code)  # pylint: disable=protected-access
+
+
+def _log(message: str) -> None:
+  # absl logging takes locks the blocked main thread may hold; write directly.
+  sys.stderr.write(f'[shutdown] {message}\n')
+  sys.stderr.flush()

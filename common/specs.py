@@ -1,0 +1,97 @@
+"""Derives data specs, the policy-variable signature and Reverb tables.
+
+Every process calls into this one module with the same ExperimentConfig, so
+nobody has to wait for another process (or a SavedModel on disk) to learn the
+shapes it must read or write.
+"""
+import dataclasses
+
+import reverb
+import tensorflow as tf
+from tf_agents.experimental.distributed import reverb_variable_container
+from tf_agents.specs import tensor_spec
+from tf_agents.train.utils import train_utils
+from tf_agents.typing import types
+
+from common import agents
+from common import envs
+from common.config import ExperimentConfig
+from common.config import ReplayConfig
+from common.config import REPLAY_TABLE
+
+VARIABLES_TABLE = reverb_variable_container.DEFAULT_TABLE
+POLICY_KEY = reverb_variable_container.POLICY_KEY
+TRAIN_STEP_KEY = reverb_variable_container.TRAIN_STEP_KEY
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentSpecs:
+  time_step_spec: types.TimeStep
+  action_spec: types.NestedTensorSpec
+  collect_data_spec: types.NestedTensorSpec
+  variables_signature: types.NestedTensorSpec
+
+  @property
+  def replay_signature(self) -> types.NestedTensorSpec:
+    """One replay item: the collect data spec with a time dimension."""
+    return tensor_spec.add_outer_dim(self.collect_data_spec)
+
+
+def variables_nest(agent, train_step: tf.Variable) -> dict:
+  """What the learner pushes and actors pull: policy weights and train_step."""
+  return {POLICY_KEY: agent.collect_policy.variables(),
+          TRAIN_STEP_KEY: train_step}
+
+
+def specs_of(agent, train_step: tf.Variable) -> ExperimentSpecs:
+  """The specs of an already built agent."""
+  signature = tf.nest.map_structure(
+      lambda v: tf.TensorSpec(v.shape, v.dtype),
+      variables_nest(agent, train_step))
+  return ExperimentSpecs(
+      time_step_spec=agent.time_step_spec,
+      action_spec=agent.action_spec,
+      collect_data_spec=agent.collect_data_spec,
+      variables_signature=signature)
+
+
+def derive_specs(config: ExperimentConfig) -> ExperimentSpecs:
+  """Builds the env and agent of `config` just to read their specs."""
+  env = envs.load_env(config.env, seed=config.seed)
+  time_step_spec, action_spec = agents.tensor_specs(env)
+  env.close()
+  train_step = train_utils.create_train_step()
+  agent = agents.build_agent(config.agent, time_step_spec, action_spec,
+                             train_step, env_name=config.env.name)
+  return specs_of(agent, train_step)
+
+
+def replay_table(config: ReplayConfig,
+                 specs: ExperimentSpecs) -> reverb.Table:
+  """The experience table: uniform sampling, FIFO removal, rate limited."""
+  if config.rate_limiter == 'sample_to_insert':
+    limiter = reverb.rate_limiters.SampleToInsertRatio(
+        samples_per_insert=config.samples_per_insert,
+        min_size_to_sample=config.min_size,
+        error_buffer=config.error_buffer)
+  else:
+    limiter = reverb.rate_limiters.MinSize(config.min_size)
+  return reverb.Table(
+      name=REPLAY_TABLE,
+      sampler=reverb.selectors.Uniform(),
+      remover=reverb.selectors.Fifo(),
+      max_size=config.capacity,
+      rate_limiter=limiter,
+      signature=specs.replay_signature)
+
+
+def variables_table(specs: ExperimentSpecs) -> reverb.Table:
+  """The variable container: one item, the latest policy weights."""
+  return reverb.Table(
+      name=VARIABLES_TABLE,
+      sampler=reverb.selectors.Uniform(),
+      remover=reverb.selectors.Fifo(),
+      rate_limiter=reverb.rate_limiters.MinSize(1),
+      max_size=1,
+      max_times_sampled=0,
+      signature=specs.variables_signature)

@@ -1,0 +1,1 @@
+"""Ways to run the topology: local processes, docker compose, Kubernetes."""

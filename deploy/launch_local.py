@@ -1,0 +1,59 @@
+"""python -m deploy.launch_local --flagfile=configs/cartpole_dqn.flags \
+     --actors=2 --root_dir=/tmp/cartpole_dqn
+
+Runs the whole topology as processes on this host. Any experiment flag given
+here overrides the flagfile for every process.
+"""
+from common import shutdown
+shutdown.block_signals()  # Before anything starts threads.
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import os
+import sys
+
+from absl import flags
+
+from common import cli
+from common import specs
+from deploy.local import LaunchSettings
+from deploy.local import run_local
+
+_EXPERIMENT_FLAGS = cli.define_experiment_flags()
+_ROOT_DIR = flags.DEFINE_string('root_dir', None, 'Where results and logs go.',
+                                required=True)
+_ACTORS = flags.DEFINE_integer('actors', 2, 'Collect actors.', lower_bound=1)
+_PORT = flags.DEFINE_integer('port', 0, 'Reverb port (0: a free one).',
+                             lower_bound=0)
+_EVAL = flags.DEFINE_boolean('eval', True, 'Run the eval actor.')
+_STRATEGY = flags.DEFINE_enum('strategy', 'default',
+                              ['default', 'mirrored'], 'Learner strategy.')
+_PROGRESS_EVERY_S = flags.DEFINE_float('progress_every_s', 5,
+                                       'Progress line interval.')
+_STOP_AT_RETURN = flags.DEFINE_float(
+    'stop_at_return', None, 'Stop everything once an eval average return '
+    'reaches this (e.g. 200 for CartPole-v0).')
+
+
+def main():
+  config = cli.experiment_config()
+  specs.derive_specs(config)  # Fails fast on a bad env or agent choice.
+  root_dir = os.path.abspath(_ROOT_DIR.value)
+  os.makedirs(root_dir, exist_ok=True)
+  # The experiment as this launcher parsed it (flagfile + overrides), so
+  # every child reads exactly the same values; kept as the run's record.
+  flagfile = os.path.join(root_dir, 'experiment.flags')
+  with open(flagfile, 'w') as f:
+    for name in _EXPERIMENT_FLAGS:
+      if flags.FLAGS[name].value is not None:
+        f.write(flags.FLAGS[name].serialize() + '\n')
+  cli.log_config(config)
+  settings = LaunchSettings(
+      flagfile=flagfile, root_dir=root_dir, actors=_ACTORS.value,
+      port=_PORT.value, eval=_EVAL.value, strategy=_STRATEGY.value,
+      progress_every_s=_PROGRESS_EVERY_S.value,
+      stop_at_return=_STOP_AT_RETURN.value)
+  sys.exit(run_local(settings, shutdown.Shutdown(grace_s=300)))
+
+
+if __name__ == '__main__':
+  cli.run('launcher', main)

@@ -1,0 +1,242 @@
+"""The whole topology as processes on this host: server, learner, actors, eval.
+
+Each child is `python -m <binary>` with the experiment's flagfile; its output
+goes to <root_dir>/logs/<name>.log. The launcher prints progress, stops the
+children in a safe order, and fails loudly (naming the child and its log)
+when one dies.
+"""
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+from absl import logging
+
+from actor.evaluate import returns_csv_path
+from common import reverb_io
+from common import shutdown
+from deploy import progress
+
+_LOG_TAIL_LINES = 8
+_STOP_TIMEOUT_S = 90.0
+_FINISH_TIMEOUT_S = 120.0
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchSettings:
+  flagfile: str  # The experiment, as every child reads it.
+  root_dir: str
+  actors: int = 2
+  port: int = 0  # 0: pick a free port.
+  eval: bool = True
+  strategy: str = 'default'
+  progress_every_s: float = 5.0
+  stop_at_return: Optional[float] = None
+  startup_timeout_s: float = 120.0
+  extra_child_flags: tuple = ()
+
+
+class ChildFailed(RuntimeError):
+  """A child process exited when it should not have."""
+
+
+@dataclasses.dataclass
+class Child:
+  name: str
+  command: List[str]
+  log_path: str
+  process: Optional[subprocess.Popen] = None
+
+  def start(self, env: Dict[str, str]) -> None:
+    with open(self.log_path, 'ab') as log:
+      # A session of its own: Ctrl-C reaches the launcher only, which then
+      # stops the children in order.
+      self.process = subprocess.Popen(
+          self.command, stdout=log, stderr=subprocess.STDOUT, env=env,
+          start_new_session=True)
+
+  @property
+  def returncode(self) -> Optional[int]:
+    return self.process.poll()
+
+  def terminate(self) -> None:
+    if self.process.poll() is None:
+      self.process.send_signal(signal.SIGTERM)
+
+  def wait(self, timeout_s: float) -> None:
+    try:
+      self.process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+      logging.warning('%s did not stop within %.0fs: killing it', self.name,
+                      timeout_s)
+      self.process.kill()
+      self.process.wait()
+
+  def log_tail(self) -> str:
+    with open(self.log_path, errors='replace') as f:
+      lines = [l.rstrip() for l in f if l.strip()]
+    return '\n'.join('    ' + l for l in lines[-_LOG_TAIL_LINES:])
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    return s.getsockname()[1]
+
+
+def build_children(settings: LaunchSettings, port: int) -> Dict[str, Child]:
+  """The processes of the topology, in start order."""
+  logs = os.path.join(settings.root_dir, 'logs')
+  os.makedirs(logs, exist_ok=True)
+  base = [sys.executable, '-m']
+  common = [f'--flagfile={settings.flagfile}', *settings.extra_child_flags]
+  address = f'--reverb_address=localhost:{port}'
+  root = f'--root_dir={settings.root_dir}'
+  commands = {'reverb_server': ['reverb_server', *common, f'--port={port}'],
+              'learner': ['learner', *common, address, root,
+                          f'--strategy={settings.strategy}']}
+  for task in range(settings.actors):
+    commands[f'actor_{task}'] = ['actor', *common, address, root,
+                                 f'--task={task}']
+  if settings.eval:
+    commands['eval'] = ['actor', *common, address, root, '--mode=eval']
+  return {name: Child(name, base + command,
+                      os.path.join(logs, f'{name}.log'))
+          for name, command in commands.items()}
+
+
+def _child_env() -> Dict[str, str]:
+  env = dict(os.environ)
+  project_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env['PYTHONPATH'] = os.pathsep.join(
+      p for p in (project_root, env.get('PYTHONPATH')) if p)
+  env.setdefault('PYTHONUNBUFFERED', '1')
+  env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  return env
+
+
+def run_local(settings: LaunchSettings, stop: shutdown.Shutdown) -> int:
+  """Runs the topology to the end; returns the launcher's exit code."""
+  port = settings.port or free_port()
+  children = build_children(settings, port)
+  env = _child_env()
+  print(f'Starting {len(children)} processes; logs in '
+        f'{settings.root_dir}/logs', flush=True)
+  try:
+    children['reverb_server'].start(env)
+    client = _wait_for_server(children['reverb_server'], port,
+                              settings.startup_timeout_s)
+    for child in list(children.values())[1:]:
+      child.start(env)
+    for child in children.values():
+      print(f'  {child.name:<14} pid {child.process.pid:<8} {child.log_path}',
+            flush=True)
+    outcome = _supervise(settings, children, client, stop)
+    _print_final(client, settings.root_dir)
+  except ChildFailed as e:
+    print(f'error (launcher): {e}', file=sys.stderr, flush=True)
+    _stop_all(children)
+    return 1
+  _stop_all(children)
+  print(f'Results in {settings.root_dir}: eval returns '
+        f'{returns_csv_path(settings.root_dir)}, TensorBoard: tensorboard '
+        f'--logdir {settings.root_dir}', flush=True)
+  return outcome
+
+
+def _wait_for_server(server: Child, port: int, timeout_s: float):
+  deadline = time.monotonic() + timeout_s
+  while True:
+    _check_alive(server)
+    try:
+      return reverb_io.connect(f'localhost:{port}', timeout_s=2)
+    except reverb_io.ReverbConnectionError:
+      if time.monotonic() > deadline:
+        raise ChildFailed(
+            f'reverb_server did not answer on port {port} within '
+            f'{timeout_s:.0f}s; its log: {server.log_path}\n'
+            f'{server.log_tail()}') from None
+
+
+def _check_alive(child: Child, finished_ok: bool = False) -> None:
+  code = child.returncode
+  if code is None or (code == 0 and finished_ok):
+    return
+  raise ChildFailed(f'{child.name} exited with code {code}; its log: '
+                    f'{child.log_path}\n{child.log_tail()}')
+
+
+def _supervise(settings, children, client, stop) -> int:
+  """Watches the children and prints progress until the job ends."""
+  start = time.monotonic()
+  csv_path = returns_csv_path(settings.root_dir)
+  previous = None
+  next_progress = start + settings.progress_every_s
+  learner_done_at = None
+  while True:
+    learner = children['learner']
+    if learner_done_at is None and learner.returncode == 0:
+      learner_done_at = time.monotonic()
+      print('Learner finished; waiting for the actors and eval to finish',
+            flush=True)
+    for name, child in children.items():
+      _check_alive(child, finished_ok=(learner_done_at is not None and
+                                       name != 'reverb_server'))
+    others = [c for n, c in children.items()
+              if n not in ('reverb_server', 'learner')]
+    if learner_done_at is not None and all(
+        c.returncode is not None for c in others):
+      return 0
+    if learner_done_at and time.monotonic() - learner_done_at > (
+        _FINISH_TIMEOUT_S):
+      print('Some actors did not finish after the learner: stopping them',
+            flush=True)
+      return 0
+    if stop.requested:
+      print(f'Stopping all processes ({stop.reason})', flush=True)
+      return 130 if 'SIGINT' in stop.reason else 143
+    if time.monotonic() >= next_progress and learner_done_at is None:
+      snapshot = progress.take_snapshot(client, csv_path)
+      print(progress.progress_line(start, previous, snapshot), flush=True)
+      previous = snapshot
+      next_progress += settings.progress_every_s
+      if (settings.stop_at_return is not None and
+          snapshot.eval_return is not None and
+          snapshot.eval_return >= settings.stop_at_return):
+        print(f'Eval return {snapshot.eval_return:.1f} >= '
+              f'{settings.stop_at_return} at train step '
+              f'{snapshot.eval_step}: stopping', flush=True)
+        return 0
+    stop.wait(0.5)
+
+
+def _print_final(client, root_dir) -> None:
+  snapshot = progress.take_snapshot(client, returns_csv_path(root_dir))
+  returns = [float(r['average_return'])
+             for r in progress.read_eval_returns(returns_csv_path(root_dir))]
+  best = f'{max(returns):.1f}' if returns else '-'
+  print(f'Finished: train_step {snapshot.train_step}, env steps '
+        f'{snapshot.inserts}, replay {snapshot.replay_size}, last eval return '
+        f'{snapshot.eval_return} @ {snapshot.eval_step}, best {best}',
+        flush=True)
+
+
+def _stop_all(children: Dict[str, Child]) -> None:
+  """Learner first (it checkpoints), then actors and eval, then the server."""
+  order = (['learner'] +
+           [n for n in children if n not in ('learner', 'reverb_server')] +
+           ['reverb_server'])
+  for name in order:
+    child = children[name]
+    if child.process is None:
+      continue
+    child.terminate()
+    if name in ('learner', 'reverb_server'):
+      child.wait(_STOP_TIMEOUT_S)
+  for child in children.values():
+    if child.process is not None:
+      child.wait(_STOP_TIMEOUT_S)

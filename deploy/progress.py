@@ -1,0 +1,61 @@
+"""Reads a running job's progress from Reverb and the eval results file."""
+import csv
+import dataclasses
+import os
+import time
+from typing import List, Optional
+
+import reverb
+
+from common import reverb_io
+from common.config import REPLAY_TABLE
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+  """One look at the job: counters from the server, the last eval result."""
+  time: float
+  train_step: Optional[int]
+  inserts: int
+  replay_size: int
+  replay_capacity: int
+  eval_step: Optional[int]
+  eval_return: Optional[float]
+
+
+def read_eval_returns(csv_path: str) -> List[dict]:
+  """The eval actor's rows (train_step, wall_time, average_return, ...)."""
+  if not os.path.exists(csv_path):
+    return []
+  with open(csv_path, newline='') as f:
+    return [row for row in csv.DictReader(f) if row.get('average_return')]
+
+
+def take_snapshot(client: reverb.Client, csv_path: str) -> Snapshot:
+  table = client.server_info(timeout=5)[REPLAY_TABLE]
+  rows = read_eval_returns(csv_path)
+  last = rows[-1] if rows else None
+  return Snapshot(
+      time=time.monotonic(),
+      train_step=reverb_io.learner_train_step(client),
+      inserts=table.rate_limiter_info.insert_stats.completed,
+      replay_size=table.current_size,
+      replay_capacity=table.max_size,
+      eval_step=int(last['train_step']) if last else None,
+      eval_return=float(last['average_return']) if last else None)
+
+
+def progress_line(start: float, previous: Optional[Snapshot],
+                  now: Snapshot) -> str:
+  """One line: train step and env steps with their rates, last eval."""
+  train_rate = env_rate = 0.0
+  if previous is not None and now.time > previous.time:
+    seconds = now.time - previous.time
+    train_rate = ((now.train_step or 0) - (previous.train_step or 0)) / seconds
+    env_rate = (now.inserts - previous.inserts) / seconds
+  evaluation = ('eval return -' if now.eval_return is None else
+                f'eval return {now.eval_return:.1f} @ {now.eval_step}')
+  train_step = '-' if now.train_step is None else now.train_step
+  return (f'[{now.time - start:6.0f}s] train_step {train_step} '
+          f'({train_rate:.1f}/s) | env steps {now.inserts} ({env_rate:.1f}/s) '
+          f'| replay {now.replay_size}/{now.replay_capacity} | {evaluation}')

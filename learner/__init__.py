@@ -1,0 +1,1 @@
+"""The learner process: trains on Reverb samples and pushes policy weights."""

@@ -1,0 +1,113 @@
+"""The learner loop: sample from Reverb, train, push weights, checkpoint."""
+import dataclasses
+import os
+import time
+
+from absl import logging
+import tensorflow as tf
+from tf_agents.replay_buffers import reverb_replay_buffer
+from tf_agents.train import learner as tfa_learner
+from tf_agents.train import triggers
+from tf_agents.train.utils import train_utils
+
+from common import agents
+from common import envs
+from common import reverb_io
+from common import shutdown
+from common import specs as specs_lib
+from common.config import ExperimentConfig
+from common.config import REPLAY_TABLE
+from common.config import SEQUENCE_LENGTH
+from common.config import StrategyConfig
+
+POLICIES_DIR = tfa_learner.POLICY_SAVED_MODEL_DIR
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnerSettings:
+  """Where this learner runs; the experiment itself is in ExperimentConfig."""
+  reverb_address: str
+  root_dir: str
+  strategy: StrategyConfig = StrategyConfig()
+  connect_timeout_s: float = 30.0
+
+
+def make_strategy(config: StrategyConfig) -> tf.distribute.Strategy:
+  """default: one device; mirrored: all local GPUs; tpu: the named TPU."""
+  if config.kind == 'mirrored':
+    return tf.distribute.MirroredStrategy()
+  if config.kind == 'tpu':
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+        tpu=config.tpu_address)
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+  return tf.distribute.get_strategy()
+
+
+def run_learner(config: ExperimentConfig, settings: LearnerSettings,
+                stop: shutdown.Shutdown) -> int:
+  """Trains until max_train_steps or a stop request; returns the train_step."""
+  env = envs.load_env(config.env, seed=config.seed)
+  time_step_spec, action_spec = agents.tensor_specs(env)
+  env.close()
+  strategy = make_strategy(settings.strategy)
+  with strategy.scope():
+    train_step = train_utils.create_train_step()
+    agent = agents.build_agent(config.agent, time_step_spec, action_spec,
+                               train_step, env_name=config.env.name)
+  client = reverb_io.connect(settings.reverb_address,
+                             settings.connect_timeout_s)
+  reverb_io.check_tables(client, specs_lib.specs_of(agent, train_step))
+
+  learner = tfa_learner.Learner(
+      settings.root_dir, train_step, agent,
+      experience_dataset_fn=lambda: _dataset(config, agent, settings),
+      checkpoint_interval=config.train.checkpoint_every_steps,
+      summary_interval=config.train.log_every_steps,
+      strategy=strategy)
+  weights = reverb_io.WeightsSync(
+      settings.reverb_address, specs_lib.variables_nest(agent, train_step))
+  weights.push()
+  logging.info('Pushed weights version %d; training to step %d',
+               weights.version, config.train.max_train_steps)
+  # Saving the first SavedModels takes seconds: do it after the first push so
+  # actors start collecting meanwhile.
+  learner.triggers.append(triggers.PolicySavedModelTrigger(
+      os.path.join(settings.root_dir, POLICIES_DIR), agent, train_step,
+      interval=config.train.policy_save_every_steps,
+      start=int(train_step.numpy())))
+  _train_loop(config, learner, weights, stop)
+  step = int(train_step.numpy())
+  for trigger in learner.triggers:  # Final checkpoint and SavedModel.
+    trigger(step, force_trigger=True)
+  logging.info('Learner finished at train_step %d (%s)', step,
+               stop.reason or 'max_train_steps reached')
+  return step
+
+
+def _dataset(config, agent, settings) -> tf.data.Dataset:
+  replay = reverb_replay_buffer.ReverbReplayBuffer(
+      agent.collect_data_spec, table_name=REPLAY_TABLE,
+      sequence_length=SEQUENCE_LENGTH, server_address=settings.reverb_address)
+  return replay.as_dataset(
+      sample_batch_size=config.agent.batch_size, num_steps=SEQUENCE_LENGTH,
+      num_parallel_calls=3).prefetch(3)
+
+
+def _train_loop(config, learner, weights, stop) -> None:
+  train = config.train
+  step = learner.train_step_numpy
+  last_log_step, last_log_time = step, time.monotonic()
+  while step < train.max_train_steps and not stop.requested:
+    iterations = min(train.push_every_steps, train.max_train_steps - step)
+    loss = learner.run(iterations=iterations)
+    weights.push()
+    step = learner.train_step_numpy
+    if step - last_log_step >= train.log_every_steps or (
+        step >= train.max_train_steps):
+      now = time.monotonic()
+      logging.info('train_step=%d train_steps/s=%.1f loss=%.4f', step,
+                   (step - last_log_step) / (now - last_log_time),
+                   float(loss.loss))
+      last_log_step, last_log_time = step, now

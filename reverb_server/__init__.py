@@ -1,0 +1,1 @@
+"""The Reverb server process: replay table + variable container."""

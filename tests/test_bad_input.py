@@ -1,0 +1,75 @@
+"""Bad input: one clear error line and a non-zero exit, never a hang."""
+import time
+
+import pytest
+
+from tests.helpers import CARTPOLE_FLAGS
+from tests.helpers import run_module
+from tests.helpers import unused_port
+
+_TIMEOUT_S = 60
+
+
+def _error_lines(result):
+  return [l for l in result.stderr.splitlines() if l.startswith('error (')]
+
+
+@pytest.mark.parametrize('module, args, message', [
+    ('reverb_server', ['--env=NoSuchEnv-v0'],
+     "EnvError: unknown env 'NoSuchEnv-v0' in the gym suite"),
+    ('reverb_server', ['--env=Pendulum-v1'],
+     'AgentSpecError: DQN needs a discrete action space, but Pendulum-v1 has '
+     'continuous actions'),
+    ('learner', ['--env=MountainCarContinuous-v0', '--root_dir=/nonexistent'],
+     'AgentSpecError: DQN needs a discrete action space'),
+    ('actor', ['--agent=sac', '--env=CartPole-v0'],
+     'AgentSpecError: SAC needs a continuous action space'),
+    ('deploy.launch_local', ['--batch_size=0', '--root_dir=/nonexistent'],
+     'ConfigError: batch_size must be > 0, got 0'),
+])
+def test_bad_experiment_is_one_error_line(module, args, message):
+  result = run_module(module, [f'--flagfile={CARTPOLE_FLAGS}', *args],
+                      _TIMEOUT_S)
+  assert result.returncode == 2, result.stderr[-2000:]
+  errors = _error_lines(result)
+  assert len(errors) == 1, result.stderr[-2000:]
+  assert message in errors[0]
+
+
+@pytest.mark.parametrize('module, args', [
+    ('actor', []),
+    ('actor', ['--mode=eval', '--root_dir=/tmp/unused']),
+    ('learner', ['--root_dir=/tmp/unused']),
+])
+def test_unreachable_reverb_fails_within_the_connect_timeout(module, args):
+  address = f'localhost:{unused_port()}'
+  start = time.monotonic()
+  result = run_module(module, [f'--flagfile={CARTPOLE_FLAGS}',
+                               f'--reverb_address={address}',
+                               '--connect_timeout_s=3', *args], _TIMEOUT_S)
+  assert result.returncode == 2, result.stderr[-2000:]
+  errors = _error_lines(result)
+  assert len(errors) == 1, result.stderr[-2000:]
+  assert f'no Reverb server answered at {address} within 3s' in errors[0]
+  assert time.monotonic() - start < 45
+
+
+@pytest.mark.parametrize('flagfile_text, message', [
+    ('--env=CartPole-v0\n--no_such_flag=3\n', 'no_such_flag'),
+    ('--batch_size=sixty-four\n', 'batch_size'),
+    ('--agent=ppo\n', 'agent'),
+])
+def test_malformed_flagfile_fails(tmp_path, flagfile_text, message):
+  flagfile = tmp_path / 'bad.flags'
+  flagfile.write_text(flagfile_text)
+  result = run_module('reverb_server', [f'--flagfile={flagfile}'], _TIMEOUT_S)
+  assert result.returncode != 0
+  assert 'Flags parsing error' in result.stderr
+  assert message in result.stderr
+
+
+def test_missing_flagfile_fails(tmp_path):
+  result = run_module('learner', [f'--flagfile={tmp_path}/none.flags',
+                                  f'--root_dir={tmp_path}'], _TIMEOUT_S)
+  assert result.returncode != 0
+  assert 'none.flags' in result.stderr

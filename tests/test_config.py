@@ -1,0 +1,76 @@
+"""Configs: the tutorials' defaults, the shipped flagfiles, bad values."""
+from absl import flags
+import pytest
+
+from common import cli
+from common import config as cfg
+from tests.helpers import CARTPOLE_FLAGS
+from tests.helpers import MINITAUR_FLAGS
+
+
+def _parse(*args) -> cfg.ExperimentConfig:
+  fv = flags.FlagValues()
+  cli.define_experiment_flags(fv)
+  fv(['prog', *args])
+  return cli.experiment_config(fv)
+
+
+def test_cartpole_flagfile_is_the_dqn_tutorial():
+  config = _parse(f'--flagfile={CARTPOLE_FLAGS}')
+  assert config.env == cfg.EnvConfig('CartPole-v0', 'auto')
+  assert config.env.resolved_suite == 'gym'
+  assert config.agent == cfg.agent_defaults('dqn')
+  assert config.agent.fc_layer_params == (100, 50)
+  assert config.agent.batch_size == 64 and config.agent.learning_rate == 1e-3
+  # One train step per env step, as the tutorial's loop does.
+  assert config.replay.samples_per_insert == 64
+  assert config.replay.min_size == 100
+
+
+def test_minitaur_flagfile_is_the_sac_tutorial():
+  config = _parse(f'--flagfile={MINITAUR_FLAGS}')
+  assert config.env.resolved_suite == 'pybullet'
+  assert config.agent == cfg.agent_defaults('sac')
+  assert config.agent.critic_fc_layer_params == (256, 256)
+  assert config.agent.target_update_tau == 0.005
+  assert config.replay.samples_per_insert == 256
+  assert config.replay.capacity == 10000
+
+
+def test_flags_override_the_flagfile():
+  config = _parse(f'--flagfile={CARTPOLE_FLAGS}', '--batch_size=32',
+                  '--fc_layer_params=64')
+  assert config.agent.batch_size == 32
+  assert config.agent.fc_layer_params == (64,)
+  assert config.replay.samples_per_insert == 32
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--batch_size=0'], 'batch_size must be > 0'),
+    (['--gamma=1.5'], 'gamma must be in [0, 1]'),
+    (['--fc_layer_params=100,x'], 'comma-separated integers'),
+    (['--fc_layer_params=100,-5'], 'positive layer sizes'),
+    (['--replay_capacity=10', '--initial_collect_steps=100'],
+     'must fit in the replay capacity'),
+    (['--max_train_steps=0'], 'max_train_steps must be > 0'),
+    (['--eval_every_steps=-1'], 'eval_every_steps must be >= 0'),
+    (['--rate_limiter_slack_steps=0'], 'slack_steps must be > 0'),
+])
+def test_bad_values_are_rejected_with_the_reason(args, message):
+  with pytest.raises(cfg.ConfigError, match=message.replace('[', r'\[')):
+    _parse(f'--flagfile={CARTPOLE_FLAGS}', *args)
+
+
+def test_tpu_strategy_needs_an_address():
+  with pytest.raises(cfg.ConfigError, match='--tpu'):
+    cfg.StrategyConfig(kind='tpu')
+  assert cfg.StrategyConfig(kind='tpu', tpu_address='grpc://x:8470')
+
+
+def test_unknown_kinds_are_rejected():
+  with pytest.raises(cfg.ConfigError, match='agent must be one of'):
+    cfg.agent_defaults('ppo')
+  with pytest.raises(cfg.ConfigError, match='env suite must be one of'):
+    cfg.EnvConfig('CartPole-v0', suite='atari')
+  with pytest.raises(cfg.ConfigError, match='rate_limiter must be one of'):
+    cfg.ReplayConfig(capacity=10, min_size=1, rate_limiter='fast')

@@ -1,0 +1,118 @@
+"""Specs, tables and agents derived from the experiment config alone."""
+import dataclasses
+
+import pytest
+import reverb
+import tensorflow as tf
+from tf_agents.agents.dqn import dqn_agent
+from tf_agents.agents.sac import sac_agent
+from tf_agents.train.utils import train_utils
+
+from common import agents
+from common import config as cfg
+from common import envs
+from common import reverb_io
+from common import specs as specs_lib
+
+
+def _config(env, kind, **agent_changes):
+  agent = dataclasses.replace(cfg.agent_defaults(kind), **agent_changes)
+  return cfg.ExperimentConfig(
+      env=cfg.EnvConfig(env), agent=agent,
+      replay=cfg.ReplayConfig(capacity=1000, min_size=100,
+                              samples_per_insert=float(agent.batch_size)),
+      train=cfg.TrainConfig())
+
+
+def _shapes(nest):
+  return tf.nest.map_structure(lambda s: s.shape.as_list(), nest)
+
+
+def test_cartpole_dqn_specs():
+  specs = specs_lib.derive_specs(_config('CartPole-v0', 'dqn'))
+  assert _shapes(specs.variables_signature) == {
+      'policy_variables': ([4, 100], [100], [100, 50], [50], [50, 2], [2]),
+      'train_step': []}
+  assert specs.variables_signature['train_step'].dtype == tf.int64
+  replay = specs.replay_signature
+  assert replay.observation.shape.as_list() == [None, 4]
+  assert replay.action.shape.as_list() == [None]
+  assert replay.action.dtype == tf.int64
+
+
+def test_minitaur_sac_specs():
+  specs = specs_lib.derive_specs(_config('MinitaurBulletEnv-v0', 'sac'))
+  # The actor network only: the critics stay with the learner.
+  assert _shapes(specs.variables_signature['policy_variables']) == (
+      [28, 256], [256], [256, 256], [256], [256, 16], [16])
+  assert specs.replay_signature.observation.shape.as_list() == [None, 28]
+  assert specs.replay_signature.action.shape.as_list() == [None, 8]
+
+
+def test_tables_served_as_derived_and_mismatch_is_named():
+  config = _config('CartPole-v0', 'dqn')
+  specs = specs_lib.derive_specs(config)
+  server = reverb.Server([specs_lib.replay_table(config.replay, specs),
+                          specs_lib.variables_table(specs)])
+  try:
+    client = reverb_io.connect(f'localhost:{server.port}', timeout_s=5)
+    info = client.server_info()
+    limiter = info[cfg.REPLAY_TABLE].rate_limiter_info
+    assert limiter.samples_per_insert == 64
+    assert limiter.min_size_to_sample == 100
+    assert info[specs_lib.VARIABLES_TABLE].max_size == 1
+    reverb_io.check_tables(client, specs)  # Same config: passes.
+    other = specs_lib.derive_specs(
+        _config('CartPole-v0', 'dqn', fc_layer_params=(100, 64)))
+    with pytest.raises(reverb_io.TableMismatchError,
+                       match=r'policy_variables/2: server float32\[100, 50\] '
+                             r'vs config float32\[100, 64\]'):
+      reverb_io.check_tables(client, other)
+    fewer_layers = specs_lib.derive_specs(
+        _config('CartPole-v0', 'dqn', fc_layer_params=(64,)))
+    with pytest.raises(reverb_io.TableMismatchError,
+                       match='server has 7 tensors, config gives 5'):
+      reverb_io.check_tables(client, fewer_layers)
+  finally:
+    server.stop()
+
+
+def test_min_size_rate_limiter():
+  config = _config('CartPole-v0', 'dqn')
+  config = dataclasses.replace(config, replay=dataclasses.replace(
+      config.replay, rate_limiter='min_size'))
+  table = specs_lib.replay_table(config.replay,
+                                 specs_lib.derive_specs(config))
+  assert table.info.rate_limiter_info.min_size_to_sample == 100
+  assert table.info.rate_limiter_info.samples_per_insert == 1
+
+
+def _build(env_name, kind):
+  env = envs.load_env(cfg.EnvConfig(env_name))
+  time_step_spec, action_spec = agents.tensor_specs(env)
+  return agents.build_agent(cfg.agent_defaults(kind), time_step_spec,
+                            action_spec, train_utils.create_train_step(),
+                            env_name=env_name)
+
+
+def test_agent_builders():
+  assert isinstance(_build('CartPole-v1', 'dqn'), dqn_agent.DqnAgent)
+  assert isinstance(_build('Pendulum-v1', 'sac'), sac_agent.SacAgent)
+
+
+def test_dqn_on_continuous_actions_fails_clearly():
+  with pytest.raises(agents.AgentSpecError,
+                     match='DQN needs a discrete action space, but '
+                           'Pendulum-v1 has continuous actions'):
+    _build('Pendulum-v1', 'dqn')
+
+
+def test_sac_on_discrete_actions_fails_clearly():
+  with pytest.raises(agents.AgentSpecError,
+                     match='SAC needs a continuous action space'):
+    _build('CartPole-v0', 'sac')
+
+
+def test_unknown_env_fails_clearly():
+  with pytest.raises(envs.EnvError, match="unknown env 'NoSuchEnv-v0'"):
+    envs.load_env(cfg.EnvConfig('NoSuchEnv-v0'))
