@@ -121,6 +121,7 @@ def _child_env() -> Dict[str, str]:
 
 def run_local(settings: LaunchSettings, stop: shutdown.Shutdown) -> int:
   """Runs the topology to the end; returns the launcher's exit code."""
+  start = time.monotonic()
   port = settings.port or free_port()
   children = build_children(settings, port)
   env = _child_env()
@@ -135,7 +136,7 @@ def run_local(settings: LaunchSettings, stop: shutdown.Shutdown) -> int:
     for child in children.values():
       print(f'  {child.name:<14} pid {child.process.pid:<8} {child.log_path}',
             flush=True)
-    outcome = _supervise(settings, children, client, stop)
+    outcome = _supervise(settings, children, client, stop, start)
     _print_final(client, settings.root_dir)
   except ChildFailed as e:
     print(f'error (launcher): {e}', file=sys.stderr, flush=True)
@@ -170,48 +171,51 @@ def _check_alive(child: Child, finished_ok: bool = False) -> None:
                     f'{child.log_path}\n{child.log_tail()}')
 
 
-def _supervise(settings, children, client, stop) -> int:
+def _supervise(settings, children, client, stop, start) -> int:
   """Watches the children and prints progress until the job ends."""
-  start = time.monotonic()
   csv_path = returns_csv_path(settings.root_dir)
   previous = None
   next_progress = start + settings.progress_every_s
   learner_done_at = None
   while True:
-    learner = children['learner']
-    if learner_done_at is None and learner.returncode == 0:
+    if learner_done_at is None and children['learner'].returncode == 0:
       learner_done_at = time.monotonic()
       print('Learner finished; waiting for the actors and eval to finish',
             flush=True)
     for name, child in children.items():
       _check_alive(child, finished_ok=(learner_done_at is not None and
                                        name != 'reverb_server'))
-    others = [c for n, c in children.items()
-              if n not in ('reverb_server', 'learner')]
-    if learner_done_at is not None and all(
-        c.returncode is not None for c in others):
-      return 0
-    if learner_done_at and time.monotonic() - learner_done_at > (
-        _FINISH_TIMEOUT_S):
-      print('Some actors did not finish after the learner: stopping them',
-            flush=True)
-      return 0
+    if learner_done_at is not None:
+      others = [c for n, c in children.items()
+                if n not in ('reverb_server', 'learner')]
+      if all(c.returncode is not None for c in others):
+        return 0
+      if time.monotonic() - learner_done_at > _FINISH_TIMEOUT_S:
+        print('Some actors did not finish after the learner: stopping them',
+              flush=True)
+        return 0
     if stop.requested:
       print(f'Stopping all processes ({stop.reason})', flush=True)
       return 130 if 'SIGINT' in stop.reason else 143
-    if time.monotonic() >= next_progress and learner_done_at is None:
+    if learner_done_at is None and time.monotonic() >= next_progress:
       snapshot = progress.take_snapshot(client, csv_path)
       print(progress.progress_line(start, previous, snapshot), flush=True)
       previous = snapshot
       next_progress += settings.progress_every_s
-      if (settings.stop_at_return is not None and
-          snapshot.eval_return is not None and
-          snapshot.eval_return >= settings.stop_at_return):
-        print(f'Eval return {snapshot.eval_return:.1f} >= '
-              f'{settings.stop_at_return} at train step '
-              f'{snapshot.eval_step}: stopping', flush=True)
-        return 0
+    if settings.stop_at_return is not None and _reached_return(
+        csv_path, settings.stop_at_return, start):
+      return 0
     stop.wait(0.5)
+
+
+def _reached_return(csv_path, target, start) -> bool:
+  for row in progress.read_eval_returns(csv_path):
+    if float(row['average_return']) >= target:
+      print(f'Eval return {float(row["average_return"]):.1f} >= {target} at '
+            f'train step {row["train_step"]}, {time.monotonic() - start:.0f}s '
+            f'after launch: stopping', flush=True)
+      return True
+  return False
 
 
 def _print_final(client, root_dir) -> None:
