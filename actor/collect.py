@@ -28,14 +28,16 @@ def run_collect(config: ExperimentConfig, settings: runtime_lib.ActorSettings,
                                      config.train.max_train_steps)
   writer = ReplayWriter(rt.client, lambda: stop.requested)
   env_steps = py_metrics.EnvironmentSteps()
+  flush_timeout_s = 2.0
   try:
     _collect_random(config, rt, writer, env_steps, stop)
     writer.end_episode()  # No item spans both policies.
     _collect_with_policy(config, settings, rt, writer, env_steps, stop)
-  except StopCollection:
-    pass
+  except StopCollection as stopped:
+    if stopped.server_blocked:
+      flush_timeout_s = 0  # The server is not taking items: do not wait.
   finally:
-    writer.close()
+    writer.close(flush_timeout_s)
   steps = int(env_steps.result())
   logging.info('Actor %d done: %d env steps, %d items written, last policy '
                'version %d (%s)', settings.task, steps, writer.items_written,

@@ -5,7 +5,7 @@ sequence_length 2 and stride 1 (every pair of consecutive steps of an
 episode), but it never runs more than `max_in_flight_items` ahead of the
 server, and every wait on the server (the rate limiter holding an insert)
 wakes up twice a second to check whether the actor should stop, and logs
-when it has waited long.
+when it has waited long. A stop request ends collection at the next step.
 """
 import time
 from typing import Callable
@@ -21,7 +21,15 @@ _WAIT_SLICE_MS = 500
 
 
 class StopCollection(Exception):
-  """Raised from inside a write when the actor was asked to stop."""
+  """Raised from inside a write when the actor was asked to stop.
+
+  `server_blocked` tells whether the server was holding back this actor's
+  items (then waiting for them on the way out is pointless).
+  """
+
+  def __init__(self, server_blocked: bool):
+    super().__init__('collection stopped')
+    self.server_blocked = server_blocked
 
 
 class ReplayWriter:
@@ -38,6 +46,8 @@ class ReplayWriter:
     self.items_written = 0
 
   def __call__(self, trajectory) -> None:
+    if self._should_stop():
+      raise StopCollection(server_blocked=False)
     self._writer.append(trajectory)
     self._episode_steps += 1
     if self._episode_steps >= SEQUENCE_LENGTH:
@@ -55,7 +65,14 @@ class ReplayWriter:
     self._writer.end_episode(clear_buffers=True)
     self._episode_steps = 0
 
-  def close(self) -> None:
+  def close(self, flush_timeout_s: float) -> None:
+    """Sends what is pending (waiting at most `flush_timeout_s`), then closes."""
+    try:
+      if flush_timeout_s > 0:
+        self._writer.flush(timeout_ms=int(flush_timeout_s * 1000))
+    except reverb.errors.DeadlineExceededError:
+      logging.warning('Closing with items the server did not take within '
+                      '%.0fs (rate limited): they are dropped', flush_timeout_s)
     self._writer.close()
 
   def _wait(self, max_pending: int) -> None:
@@ -67,7 +84,7 @@ class ReplayWriter:
         return
       except reverb.errors.DeadlineExceededError:
         if self._should_stop():
-          raise StopCollection() from None
+          raise StopCollection(server_blocked=True) from None
         now = time.monotonic()
         if now - last_log >= self._log_wait_after_s:
           logging.info('Inserts into %r have waited %.0fs for the rate '

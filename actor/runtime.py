@@ -7,7 +7,6 @@ import reverb
 import tensorflow as tf
 from tf_agents.agents import tf_agent
 from tf_agents.environments import py_environment
-from tf_agents.train.utils import train_utils
 
 from common import agents
 from common import envs
@@ -42,18 +41,16 @@ def start_runtime(config: ExperimentConfig, settings: ActorSettings,
   """Loads the env and agent, checks the server, waits for weights v0."""
   tf.random.set_seed(seed)
   env = envs.load_env(config.env, seed=seed)
-  time_step_spec, action_spec = agents.tensor_specs(env)
-  train_step = train_utils.create_train_step()
-  agent = agents.build_agent(config.agent, time_step_spec, action_spec,
-                             train_step, env_name=config.env.name)
+  agent, train_step = agents.make_agent(config, env)
   client = reverb_io.connect(settings.reverb_address,
-                             settings.connect_timeout_s)
-  reverb_io.check_tables(client, specs_lib.specs_of(agent, train_step))
+                             settings.connect_timeout_s,
+                             expected=specs_lib.specs_of(agent, train_step))
   weights = reverb_io.WeightsSync(
       settings.reverb_address, specs_lib.variables_nest(agent, train_step))
   logging.info('Waiting for weights from the learner (up to %.0fs)',
                settings.weights_timeout_s)
-  version = weights.wait_and_pull(settings.weights_timeout_s, lambda: stop.requested)
+  version = weights.wait_and_pull(settings.weights_timeout_s,
+                                  lambda: stop.requested)
   logging.info('Got weights version %d', version)
   return ActorRuntime(env, agent, train_step, client, weights)
 

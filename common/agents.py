@@ -1,17 +1,22 @@
 """Builds the DQN and SAC agents as the TF-Agents tutorials set them up."""
+from typing import Tuple
+
 import tensorflow as tf
 from tf_agents.agents import tf_agent
 from tf_agents.agents.ddpg import critic_network
 from tf_agents.agents.dqn import dqn_agent
 from tf_agents.agents.sac import sac_agent
 from tf_agents.agents.sac import tanh_normal_projection_network
+from tf_agents.environments import py_environment
 from tf_agents.networks import actor_distribution_network
 from tf_agents.networks import sequential
 from tf_agents.specs import tensor_spec
+from tf_agents.train.utils import train_utils
 from tf_agents.typing import types
 from tf_agents.utils import common as tfa_common
 
 from common.config import AgentConfig
+from common.config import ExperimentConfig
 
 
 class AgentSpecError(ValueError):
@@ -100,6 +105,19 @@ def _build_sac(config, time_step_spec, action_spec, train_step):
       gamma=config.gamma,
       reward_scale_factor=config.reward_scale_factor,
       train_step_counter=train_step)
+
+
+def make_agent(config: ExperimentConfig, env: py_environment.PyEnvironment
+               ) -> Tuple[tf_agent.TFAgent, tf.Variable]:
+  """The config's agent for `env` and its new train_step counter.
+
+  Call it inside the strategy scope when there is one.
+  """
+  time_step_spec, action_spec = tensor_specs(env)
+  train_step = train_utils.create_train_step()
+  agent = build_agent(config.agent, time_step_spec, action_spec, train_step,
+                      env_name=config.env.name)
+  return agent, train_step
 
 
 def tensor_specs(env) -> tuple:

@@ -23,8 +23,10 @@ class TableMismatchError(ValueError):
   """The server's tables do not match this process's experiment config."""
 
 
-def connect(address: str, timeout_s: float) -> reverb.Client:
-  """Returns a client once the server at `address` answers, else raises."""
+def connect(address: str, timeout_s: float,
+            expected: Optional[ExperimentSpecs] = None) -> reverb.Client:
+  """A client once the server at `address` answers (and, given `expected`,
+  serves the tables of that experiment), else raises."""
   client = reverb.Client(address)
   try:
     client.server_info(timeout=max(1, int(timeout_s)))
@@ -32,6 +34,8 @@ def connect(address: str, timeout_s: float) -> reverb.Client:
     raise ReverbConnectionError(
         f'no Reverb server answered at {address} within {timeout_s:.0f}s: '
         f'start reverb_server first and check --reverb_address') from e
+  if expected is not None:
+    check_tables(client, expected)
   return client
 
 

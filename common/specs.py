@@ -10,7 +10,6 @@ import reverb
 import tensorflow as tf
 from tf_agents.experimental.distributed import reverb_variable_container
 from tf_agents.specs import tensor_spec
-from tf_agents.train.utils import train_utils
 from tf_agents.typing import types
 
 from common import agents
@@ -58,11 +57,8 @@ def specs_of(agent, train_step: tf.Variable) -> ExperimentSpecs:
 def derive_specs(config: ExperimentConfig) -> ExperimentSpecs:
   """Builds the env and agent of `config` just to read their specs."""
   env = envs.load_env(config.env, seed=config.seed)
-  time_step_spec, action_spec = agents.tensor_specs(env)
+  agent, train_step = agents.make_agent(config, env)
   env.close()
-  train_step = train_utils.create_train_step()
-  agent = agents.build_agent(config.agent, time_step_spec, action_spec,
-                             train_step, env_name=config.env.name)
   return specs_of(agent, train_step)
 
 

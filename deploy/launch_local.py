@@ -48,7 +48,8 @@ def main():
         f.write(flags.FLAGS[name].serialize() + '\n')
   cli.log_config(config)
   settings = LaunchSettings(
-      flagfile=flagfile, root_dir=root_dir, actors=_ACTORS.value,
+      flagfile=flagfile, root_dir=root_dir,
+      max_train_steps=config.train.max_train_steps, actors=_ACTORS.value,
       port=_PORT.value, eval=_EVAL.value, strategy=_STRATEGY.value,
       progress_every_s=_PROGRESS_EVERY_S.value,
       stop_at_return=_STOP_AT_RETURN.value)

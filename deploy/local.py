@@ -30,6 +30,7 @@ _FINISH_TIMEOUT_S = 120.0
 class LaunchSettings:
   flagfile: str  # The experiment, as every child reads it.
   root_dir: str
+  max_train_steps: int  # From the experiment: when actors may finish.
   actors: int = 2
   port: int = 0  # 0: pick a free port.
   eval: bool = True
@@ -167,7 +168,8 @@ def _check_alive(child: Child, finished_ok: bool = False) -> None:
   code = child.returncode
   if code is None or (code == 0 and finished_ok):
     return
-  raise ChildFailed(f'{child.name} exited with code {code}; its log: '
+  when = ' before training finished' if code == 0 else ''
+  raise ChildFailed(f'{child.name} exited with code {code}{when}; its log: '
                     f'{child.log_path}\n{child.log_tail()}')
 
 
@@ -183,8 +185,9 @@ def _supervise(settings, children, client, stop, start) -> int:
       print('Learner finished; waiting for the actors and eval to finish',
             flush=True)
     for name, child in children.items():
-      _check_alive(child, finished_ok=(learner_done_at is not None and
-                                       name != 'reverb_server'))
+      finished_ok = (name != 'reverb_server' and child.returncode == 0 and (
+          learner_done_at is not None or _training_over(client, settings)))
+      _check_alive(child, finished_ok)
     if learner_done_at is not None:
       others = [c for n, c in children.items()
                 if n not in ('reverb_server', 'learner')]
@@ -206,6 +209,15 @@ def _supervise(settings, children, client, stop, start) -> int:
         csv_path, settings.stop_at_return, start):
       return 0
     stop.wait(0.5)
+
+
+def _training_over(client, settings) -> bool:
+  """Whether the learner pushed its last weights (it may still be saving).
+
+  Actors and eval stop then, possibly before the learner process exits.
+  """
+  step = reverb_io.learner_train_step(client)
+  return step is not None and step >= settings.max_train_steps
 
 
 def _reached_return(csv_path, target, start) -> bool:

@@ -8,7 +8,6 @@ import tensorflow as tf
 from tf_agents.replay_buffers import reverb_replay_buffer
 from tf_agents.train import learner as tfa_learner
 from tf_agents.train import triggers
-from tf_agents.train.utils import train_utils
 
 from common import agents
 from common import envs
@@ -49,16 +48,12 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
                 stop: shutdown.Shutdown) -> int:
   """Trains until max_train_steps or a stop request; returns the train_step."""
   env = envs.load_env(config.env, seed=config.seed)
-  time_step_spec, action_spec = agents.tensor_specs(env)
-  env.close()
   strategy = make_strategy(settings.strategy)
   with strategy.scope():
-    train_step = train_utils.create_train_step()
-    agent = agents.build_agent(config.agent, time_step_spec, action_spec,
-                               train_step, env_name=config.env.name)
-  client = reverb_io.connect(settings.reverb_address,
-                             settings.connect_timeout_s)
-  reverb_io.check_tables(client, specs_lib.specs_of(agent, train_step))
+    agent, train_step = agents.make_agent(config, env)
+  env.close()
+  reverb_io.connect(settings.reverb_address, settings.connect_timeout_s,
+                    expected=specs_lib.specs_of(agent, train_step))
 
   learner = tfa_learner.Learner(
       settings.root_dir, train_step, agent,
