@@ -87,7 +87,7 @@ def _dataset(config, agent, settings) -> tf.data.Dataset:
       sequence_length=SEQUENCE_LENGTH, server_address=settings.reverb_address)
   return replay.as_dataset(
       sample_batch_size=config.agent.batch_size, num_steps=SEQUENCE_LENGTH,
-      num_parallel_calls=3).prefetch(3)
+      num_parallel_calls=min(3, config.agent.batch_size)).prefetch(3)
 
 
 def _train_loop(config, learner, weights, stop) -> None:
