@@ -8,6 +8,7 @@ from tf_agents.policies import py_tf_eager_policy
 from tf_agents.train import actor as tfa_actor
 
 from actor import runtime as runtime_lib
+from actor.replay_writer import StopCollection
 from common import shutdown
 from common.config import ExperimentConfig
 
@@ -33,24 +34,33 @@ def run_eval(config: ExperimentConfig, settings: runtime_lib.ActorSettings,
       config, settings, seed=config.seed + _EVAL_SEED_OFFSET, stop=stop)
   eval_dir = os.path.join(settings.root_dir, EVAL_DIR)
   metrics = tfa_actor.eval_metrics(config.train.eval_episodes)
+
+  def stop_mid_episode(unused_trajectory):
+    if stop.requested:
+      raise StopCollection(server_blocked=False)
+
   eval_actor = tfa_actor.Actor(
       rt.env,
       py_tf_eager_policy.PyTFEagerPolicy(rt.agent.policy,
                                          use_tf_function=True),
       rt.train_step, episodes_per_run=config.train.eval_episodes,
-      metrics=metrics, summary_dir=eval_dir, summary_interval=0, name='eval')
+      observers=[stop_mid_episode], metrics=metrics, summary_dir=eval_dir,
+      summary_interval=0, name='eval')
   last_evaluated = None
   max_steps = config.train.max_train_steps
-  while not stop.requested:
-    version = rt.weights.pull()
-    if _eval_due(version, last_evaluated, config.train.eval_every_steps,
-                 max_steps):
-      _evaluate(eval_actor, metrics, version, returns_csv_path(
-          settings.root_dir))
-      last_evaluated = version
-    if version >= max_steps:
-      break
-    stop.wait(_POLL_S)
+  try:
+    while not stop.requested:
+      version = rt.weights.pull()
+      if _eval_due(version, last_evaluated, config.train.eval_every_steps,
+                   max_steps):
+        _evaluate(eval_actor, metrics, version, returns_csv_path(
+            settings.root_dir))
+        last_evaluated = version
+      if version >= max_steps:
+        break
+      stop.wait(_POLL_S)
+  except StopCollection:
+    pass  # Stopped mid-evaluation: that evaluation is not recorded.
   logging.info('Eval actor done (%s)', stop.reason or 'final step evaluated')
 
 

@@ -1,6 +1,8 @@
 """What collect and eval actors share: env, agent, Reverb link, weights."""
 import dataclasses
+import re
 from typing import Optional
+import zlib
 
 from absl import logging
 import reverb
@@ -34,6 +36,14 @@ class ActorRuntime:
   train_step: tf.Variable
   client: reverb.Client
   weights: reverb_io.WeightsSync
+
+
+def task_from_hostname(hostname: str) -> int:
+  """A task id unique per replica: the trailing ordinal, else a hash."""
+  match = re.search(r'-(\d+)$', hostname)
+  if match:
+    return int(match.group(1))
+  return zlib.crc32(hostname.encode()) % 1_000_000
 
 
 def start_runtime(config: ExperimentConfig, settings: ActorSettings,

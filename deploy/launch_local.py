@@ -9,7 +9,6 @@ shutdown.block_signals()  # Before anything starts threads.
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import os
-import sys
 
 from absl import flags
 
@@ -53,7 +52,7 @@ def main():
       port=_PORT.value, eval=_EVAL.value, strategy=_STRATEGY.value,
       progress_every_s=_PROGRESS_EVERY_S.value,
       stop_at_return=_STOP_AT_RETURN.value)
-  sys.exit(run_local(settings, shutdown.Shutdown(grace_s=300)))
+  cli.exit_now(run_local(settings, shutdown.Shutdown(grace_s=300)))
 
 
 if __name__ == '__main__':

@@ -68,14 +68,18 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
                weights.version, config.train.max_train_steps)
   # Saving the first SavedModels takes seconds: do it after the first push so
   # actors start collecting meanwhile.
-  learner.triggers.append(triggers.PolicySavedModelTrigger(
+  save_policies = triggers.PolicySavedModelTrigger(
       os.path.join(settings.root_dir, POLICIES_DIR), agent, train_step,
       interval=config.train.policy_save_every_steps,
-      start=int(train_step.numpy())))
+      start=int(train_step.numpy()))
+  save_checkpoint = learner.triggers[-1]  # The Learner's own.
+  learner.triggers.append(save_policies)
   _train_loop(config, learner, weights, stop)
   step = int(train_step.numpy())
-  for trigger in learner.triggers:  # Final checkpoint and SavedModel.
-    trigger(step, force_trigger=True)
+  save_checkpoint(step, force_trigger=True)
+  if not stop.requested:  # Stopping must be quick; policies were saved at
+    save_policies(step, force_trigger=True)  # the last interval.
+  learner.train_summary_writer.flush()
   logging.info('Learner finished at train_step %d (%s)', step,
                stop.reason or 'max_train_steps reached')
   return step

@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# Installs everything, then runs the whole test suite (unit, integration with
-# real processes, and the CartPole learning test). Extra arguments go to
-# pytest (e.g. -m 'not slow' to skip the learning test).
+# Installs everything, then runs the whole test suite: unit tests,
+# integration tests with real processes, the CartPole learning test, and the
+# docker compose end-to-end test (scripts/docker_setup.sh installs and starts
+# a Docker engine for it, and stops the engine again if it started it).
+# Extra arguments go to pytest (e.g. -m 'not slow' skips the learning test);
+# RL_SKIP_DOCKER_TESTS=1 skips the Docker set-up and tests.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$repo/scripts/setup_venv.sh"
+export STATE="${STATE:-/tmp/rl-docker}"
+if [ "${RL_SKIP_DOCKER_TESTS:-0}" != 1 ]; then
+  rm -f "$STATE/dockerd.pid"
+  trap 'if [ -f "$STATE/dockerd.pid" ]; then kill "$(cat "$STATE/dockerd.pid")" 2>/dev/null || true; fi' EXIT
+  bash "$repo/scripts/docker_setup.sh"
+fi
 cd "$repo"
-exec .venv/bin/python -m pytest -ra "$@"
+.venv/bin/python -m pytest -ra "$@"

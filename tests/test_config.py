@@ -74,3 +74,14 @@ def test_unknown_kinds_are_rejected():
     cfg.EnvConfig('CartPole-v0', suite='atari')
   with pytest.raises(cfg.ConfigError, match='rate_limiter must be one of'):
     cfg.ReplayConfig(capacity=10, min_size=1, rate_limiter='fast')
+
+
+def test_task_ids_from_hostnames():
+  from actor.runtime import task_from_hostname  # pylint: disable=g-import-not-at-top
+  assert task_from_hostname('actor-3') == 3
+  assert task_from_hostname('rl-actor-12') == 12
+  # Compose replicas are named by container id: a stable, distinct hash.
+  ids = {task_from_hostname(h) for h in ('3f2a9c1b7d0e', '9b1c44e0a2f1')}
+  assert len(ids) == 2
+  assert task_from_hostname('3f2a9c1b7d0e') == task_from_hostname(
+      '3f2a9c1b7d0e')

@@ -1,0 +1,90 @@
+"""The Kubernetes manifests in deploy/k8s: schema-valid and wired as intended.
+
+Offline: kubernetes-validate ships the API's JSON schemas; no cluster needed.
+"""
+import glob
+import os
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.helpers import PROJECT_ROOT
+
+_K8S_DIR = os.path.join(PROJECT_ROOT, 'deploy', 'k8s')
+_K8S_VERSION = '1.30.0'  # One whose schemas kubernetes-validate ships.
+_CONFIG_FLAG = '--flagfile=/config/experiment.flags'
+_PART_OF = {'app.kubernetes.io/part-of': 'rl-actor-learner'}
+
+
+def _load(filename):
+  with open(os.path.join(_K8S_DIR, filename)) as f:
+    return [doc for doc in yaml.safe_load_all(f) if doc]
+
+
+_FILES = sorted(os.path.basename(p)
+                for p in glob.glob(os.path.join(_K8S_DIR, '*.yaml')))
+_OBJECTS = [(filename, doc) for filename in _FILES
+            if filename != 'kustomization.yaml' for doc in _load(filename)]
+
+
+def _pods(kind=None, name=None):
+  """(filename, object, pod spec) of the Deployments and StatefulSets."""
+  return [(filename, obj, obj['spec']['template']['spec'])
+          for filename, obj in _OBJECTS
+          if obj['kind'] in ('Deployment', 'StatefulSet')
+          and kind in (None, obj['kind'])
+          and name in (None, obj['metadata']['name'])]
+
+
+@pytest.mark.parametrize('obj', [
+    pytest.param(obj, id=f"{filename}:{obj['kind']}/{obj['metadata']['name']}")
+    for filename, obj in _OBJECTS])
+def test_schema_valid(obj):
+  error = None
+  try:
+    kubernetes_validate.validate(obj, _K8S_VERSION, strict=True)
+  except kubernetes_validate.ValidationError as e:
+    error = f"{'.'.join(map(str, e.path))}: {e.message}"
+  except kubernetes_validate.SchemaNotFoundError as e:
+    error = e.message
+  if error:
+    pytest.fail(error, pytrace=False)
+  labels = obj['metadata']['labels']
+  assert labels.items() >= _PART_OF.items()
+  assert 'app.kubernetes.io/component' in labels
+
+
+def test_experiment_processes_read_the_configmap():
+  pods = [p for p in _pods() if p[1]['metadata']['name'] != 'tensorboard']
+  assert len(pods) == 5  # reverb-server, learner (CPU, GPU), actor, eval.
+  for filename, _, pod in pods:
+    volumes = {v['name'] for v in pod['volumes']
+               if v.get('configMap', {}).get('name') == 'rl-experiment'}
+    for container in pod['containers']:
+      assert _CONFIG_FLAG in container['args'], filename
+      assert any(m['name'] in volumes and m['mountPath'] == '/config'
+                 for m in container['volumeMounts']), filename
+
+
+def test_actors_take_their_task_from_the_hostname():
+  ((_, _, pod),) = _pods('Deployment', 'actor')
+  assert '--task_from_hostname' in pod['containers'][0]['args']
+
+
+def test_only_the_project_reaches_reverb():
+  (policy,) = [o for _, o in _OBJECTS if o['kind'] == 'NetworkPolicy']
+  ((_, server, _),) = _pods('StatefulSet', 'reverb-server')
+  selector = policy['spec']['podSelector']['matchLabels']
+  assert server['spec']['template']['metadata']['labels'].items() >= (
+      selector.items())
+  assert selector['app.kubernetes.io/component'] == 'reverb-server'
+  (rule,) = policy['spec']['ingress']
+  assert rule['from'] == [{'podSelector': {'matchLabels': _PART_OF}}]
+  assert rule['ports'] == [{'protocol': 'TCP', 'port': 8000}]
+
+
+def test_kustomization_lists_the_cpu_topology():
+  (kustomization,) = _load('kustomization.yaml')
+  expected = set(_FILES) - {'kustomization.yaml', 'learner-gpu.yaml'}
+  assert sorted(kustomization['resources']) == sorted(expected)
