@@ -38,7 +38,6 @@ class LaunchSettings:
   progress_every_s: float = 5.0
   stop_at_return: Optional[float] = None
   startup_timeout_s: float = 120.0
-  extra_child_flags: tuple = ()
 
 
 class ChildFailed(RuntimeError):
@@ -94,17 +93,17 @@ def build_children(settings: LaunchSettings, port: int) -> Dict[str, Child]:
   logs = os.path.join(settings.root_dir, 'logs')
   os.makedirs(logs, exist_ok=True)
   base = [sys.executable, '-m']
-  common = [f'--flagfile={settings.flagfile}', *settings.extra_child_flags]
+  experiment = f'--flagfile={settings.flagfile}'
   address = f'--reverb_address=localhost:{port}'
   root = f'--root_dir={settings.root_dir}'
-  commands = {'reverb_server': ['reverb_server', *common, f'--port={port}'],
-              'learner': ['learner', *common, address, root,
+  commands = {'reverb_server': ['reverb_server', experiment, f'--port={port}'],
+              'learner': ['learner', experiment, address, root,
                           f'--strategy={settings.strategy}']}
   for task in range(settings.actors):
-    commands[f'actor_{task}'] = ['actor', *common, address, root,
+    commands[f'actor_{task}'] = ['actor', experiment, address, root,
                                  f'--task={task}']
   if settings.eval:
-    commands['eval'] = ['actor', *common, address, root, '--mode=eval']
+    commands['eval'] = ['actor', experiment, address, root, '--mode=eval']
   return {name: Child(name, base + command,
                       os.path.join(logs, f'{name}.log'))
           for name, command in commands.items()}
