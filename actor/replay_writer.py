@@ -14,6 +14,7 @@ from absl import logging
 import reverb
 import tree
 
+from common import reverb_io
 from common.config import REPLAY_TABLE
 from common.config import SEQUENCE_LENGTH
 
@@ -39,6 +40,7 @@ class ReplayWriter:
                max_in_flight_items: int = 8, log_wait_after_s: float = 30.0):
     self._writer = client.trajectory_writer(
         num_keep_alive_refs=SEQUENCE_LENGTH + 1, validate_items=False)
+    self._client = client
     self._should_stop = should_stop
     self._max_in_flight_items = max_in_flight_items
     self._log_wait_after_s = log_wait_after_s
@@ -87,7 +89,7 @@ class ReplayWriter:
           raise StopCollection(server_blocked=True) from None
         now = time.monotonic()
         if now - last_log >= self._log_wait_after_s:
-          logging.info('Inserts into %r have waited %.0fs for the rate '
-                       'limiter (is the learner sampling?)', REPLAY_TABLE,
-                       now - start)
+          logging.info('Inserts have waited %.0fs for the rate limiter (is '
+                       'the learner sampling?): %s', now - start,
+                       reverb_io.describe_replay(self._client))
           last_log = now

@@ -12,6 +12,7 @@ from tf_agents.environments import py_environment
 
 from common import agents
 from common import envs
+from common import paths
 from common import reverb_io
 from common import shutdown
 from common import specs as specs_lib
@@ -49,6 +50,8 @@ def task_from_hostname(hostname: str) -> int:
 def start_runtime(config: ExperimentConfig, settings: ActorSettings,
                   seed: int, stop: shutdown.Shutdown) -> ActorRuntime:
   """Loads the env and agent, checks the server, waits for weights v0."""
+  if settings.root_dir:
+    paths.ensure_writable_dir(settings.root_dir)
   tf.random.set_seed(seed)
   env = envs.load_env(config.env, seed=seed)
   agent, train_step = agents.make_agent(config, env)

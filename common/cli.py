@@ -15,6 +15,7 @@ from absl import logging
 from common import agents
 from common import config as cfg
 from common import envs
+from common import paths
 from common import reverb_io
 
 _FLAG_DOCS = '(unset: the agent\'s tutorial default)'
@@ -150,18 +151,19 @@ def log_config(config: cfg.ExperimentConfig) -> None:
 
 # Errors that mean "the input is wrong", reported as one line (no traceback).
 USER_ERRORS = (cfg.ConfigError, envs.EnvError, agents.AgentSpecError,
-               reverb_io.ReverbConnectionError, reverb_io.TableMismatchError,
-               TimeoutError)
+               paths.RootDirError, reverb_io.ReverbConnectionError,
+               reverb_io.TableMismatchError, TimeoutError)
 
 
-def run(name: str, main: Callable[[], None]) -> None:
+def run(name: str, main: Callable[[], None],
+        extra_user_errors: tuple = ()) -> None:
   """app.run with fail-fast handling: a user error is one line and exit 2."""
   def wrapped(argv):
     if len(argv) > 1:
       fail(name, f'unexpected arguments {argv[1:]}: every option is a --flag')
     try:
       main()
-    except USER_ERRORS as e:
+    except USER_ERRORS + extra_user_errors as e:
       fail(name, f'{type(e).__name__}: {e}')
     exit_now(0)
   app.run(wrapped)

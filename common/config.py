@@ -158,6 +158,11 @@ class ExperimentConfig:
   train: TrainConfig
   seed: int = 0
 
+  def __post_init__(self):
+    _check(self.agent.batch_size <= self.replay.capacity,
+           f'batch_size ({self.agent.batch_size}) must not exceed the replay '
+           f'capacity ({self.replay.capacity})')
+
 
 @dataclasses.dataclass(frozen=True)
 class StrategyConfig:

@@ -74,6 +74,18 @@ def _signature_differences(served, expected) -> list:
   return differences
 
 
+def describe_replay(client: reverb.Client) -> str:
+  """The numbers that explain a stall: size, inserts, samples, limiter."""
+  table = client.server_info(timeout=5)[REPLAY_TABLE]
+  limiter = table.rate_limiter_info
+  return (f'table {REPLAY_TABLE!r}: size {table.current_size}/'
+          f'{table.max_size}, inserts {limiter.insert_stats.completed}, '
+          f'samples {limiter.sample_stats.completed}; rate limiter: sampling '
+          f'needs size >= {limiter.min_size_to_sample}, samples_per_insert '
+          f'{limiter.samples_per_insert:g}, inserts*spi - samples kept in '
+          f'[{limiter.min_diff:g}, {limiter.max_diff:g}]')
+
+
 def table_size(client: reverb.Client, table: str = REPLAY_TABLE) -> int:
   return client.server_info()[table].current_size
 

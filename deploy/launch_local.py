@@ -13,6 +13,7 @@ import os
 from absl import flags
 
 from common import cli
+from common import paths
 from common import specs
 from deploy.local import LaunchSettings
 from deploy.local import run_local
@@ -36,8 +37,7 @@ _STOP_AT_RETURN = flags.DEFINE_float(
 def main():
   config = cli.experiment_config()
   specs.derive_specs(config)  # Fails fast on a bad env or agent choice.
-  root_dir = os.path.abspath(_ROOT_DIR.value)
-  os.makedirs(root_dir, exist_ok=True)
+  root_dir = paths.ensure_writable_dir(_ROOT_DIR.value)
   # The experiment as this launcher parsed it (flagfile + overrides), so
   # every child reads exactly the same values; kept as the run's record.
   flagfile = os.path.join(root_dir, 'experiment.flags')

@@ -24,6 +24,9 @@ _STRATEGY = flags.DEFINE_enum(
 _TPU = flags.DEFINE_string('tpu', None, 'TPU name or grpc:// address.')
 _CONNECT_TIMEOUT_S = flags.DEFINE_float(
     'connect_timeout_s', 30, 'Give up if Reverb does not answer by then.')
+_STALL_LOG_S = flags.DEFINE_float(
+    'stall_log_s', 30, 'Log the replay table\'s numbers when no train step '
+    'happened for this long.')
 
 
 def main():
@@ -32,8 +35,9 @@ def main():
   settings = LearnerSettings(
       reverb_address=_REVERB_ADDRESS.value, root_dir=_ROOT_DIR.value,
       strategy=StrategyConfig(kind=_STRATEGY.value, tpu_address=_TPU.value),
-      connect_timeout_s=_CONNECT_TIMEOUT_S.value)
-  run_learner(config, settings, shutdown.Shutdown(grace_s=60))
+      connect_timeout_s=_CONNECT_TIMEOUT_S.value,
+      stall_log_s=_STALL_LOG_S.value)
+  run_learner(config, settings, shutdown.Shutdown(grace_s=20))
 
 
 if __name__ == '__main__':

@@ -1,9 +1,11 @@
 """The learner loop: sample from Reverb, train, push weights, checkpoint."""
 import dataclasses
 import os
+import threading
 import time
 
 from absl import logging
+import reverb
 import tensorflow as tf
 from tf_agents.replay_buffers import reverb_replay_buffer
 from tf_agents.train import learner as tfa_learner
@@ -11,6 +13,7 @@ from tf_agents.train import triggers
 
 from common import agents
 from common import envs
+from common import paths
 from common import reverb_io
 from common import shutdown
 from common import specs as specs_lib
@@ -29,6 +32,7 @@ class LearnerSettings:
   root_dir: str
   strategy: StrategyConfig = StrategyConfig()
   connect_timeout_s: float = 30.0
+  stall_log_s: float = 30.0
 
 
 def make_strategy(config: StrategyConfig) -> tf.distribute.Strategy:
@@ -47,6 +51,7 @@ def make_strategy(config: StrategyConfig) -> tf.distribute.Strategy:
 def run_learner(config: ExperimentConfig, settings: LearnerSettings,
                 stop: shutdown.Shutdown) -> int:
   """Trains until max_train_steps or a stop request; returns the train_step."""
+  paths.ensure_writable_dir(settings.root_dir)
   env = envs.load_env(config.env, seed=config.seed)
   strategy = make_strategy(settings.strategy)
   with strategy.scope():
@@ -74,6 +79,8 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
       start=int(train_step.numpy()))
   save_checkpoint = learner.triggers[-1]  # The Learner's own.
   learner.triggers.append(save_policies)
+  _watch_for_stalls(settings.reverb_address, train_step, stop,
+                    settings.stall_log_s)
   _train_loop(config, learner, weights, stop)
   step = int(train_step.numpy())
   save_checkpoint(step, force_trigger=True)
@@ -83,6 +90,27 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
   logging.info('Learner finished at train_step %d (%s)', step,
                stop.reason or 'max_train_steps reached')
   return step
+
+
+def _watch_for_stalls(address, train_step, stop, every_s) -> None:
+  """Logs why, when train_step has not moved for `every_s` seconds."""
+  client = reverb.Client(address)
+
+  def watch():
+    last = int(train_step.numpy())
+    while not stop.wait(every_s):
+      step = int(train_step.numpy())
+      if step == last:
+        try:
+          logging.warning('No train step for %.0fs (at %d), waiting for '
+                          'data: %s', every_s, step,
+                          reverb_io.describe_replay(client))
+        except Exception as e:  # pylint: disable=broad-except
+          logging.warning('No train step for %.0fs (at %d), and the Reverb '
+                          'server does not answer: %s', every_s, step, e)
+      last = step
+
+  threading.Thread(target=watch, daemon=True, name='stall-watch').start()
 
 
 def _dataset(config, agent, settings) -> tf.data.Dataset:

@@ -7,6 +7,7 @@ from absl import flags
 from absl import logging
 
 from common import cli
+from reverb_server.server import PortInUseError
 from reverb_server.server import start_server
 
 cli.define_experiment_flags()
@@ -24,4 +25,4 @@ def main():
 
 
 if __name__ == '__main__':
-  cli.run('reverb_server', main)
+  cli.run('reverb_server', main, extra_user_errors=(PortInUseError,))

@@ -1,4 +1,5 @@
 """Bad input: one clear error line and a non-zero exit, never a hang."""
+import socket
 import time
 
 import pytest
@@ -73,3 +74,30 @@ def test_missing_flagfile_fails(tmp_path):
                                   f'--root_dir={tmp_path}'], _TIMEOUT_S)
   assert result.returncode != 0
   assert 'none.flags' in result.stderr
+
+
+def test_occupied_port_is_named(tmp_path):
+  with socket.socket() as holder:
+    holder.bind(('0.0.0.0', 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    result = run_module('reverb_server', [f'--flagfile={CARTPOLE_FLAGS}',
+                                          f'--port={port}'], _TIMEOUT_S)
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert f'PortInUseError: port {port} is already in use' in result.stderr
+
+
+@pytest.mark.parametrize('module, args', [
+    ('learner', []),
+    ('actor', ['--mode=eval']),
+    ('deploy.launch_local', []),
+])
+def test_unwritable_root_dir_is_named(module, args):
+  # A directory below a regular file cannot be created, even by root.
+  root_dir = '/etc/hostname/results'
+  result = run_module(module, [f'--flagfile={CARTPOLE_FLAGS}',
+                               f'--root_dir={root_dir}', *args], _TIMEOUT_S)
+  assert result.returncode == 2, result.stderr[-2000:]
+  errors = _error_lines(result)
+  assert len(errors) == 1, result.stderr[-2000:]
+  assert f'RootDirError: cannot write to --root_dir {root_dir}' in errors[0]

@@ -85,3 +85,11 @@ def test_task_ids_from_hostnames():
   assert len(ids) == 2
   assert task_from_hostname('3f2a9c1b7d0e') == task_from_hostname(
       '3f2a9c1b7d0e')
+
+
+def test_batch_larger_than_replay_is_rejected():
+  with pytest.raises(cfg.ConfigError,
+                     match=r'batch_size \(64\) must not exceed the replay '
+                           r'capacity \(50\)'):
+    _parse(f'--flagfile={CARTPOLE_FLAGS}', '--replay_capacity=50',
+           '--initial_collect_steps=10')

@@ -1,0 +1,20 @@
+"""Checks on the directories a process writes to, before it starts work."""
+import os
+import tempfile
+
+
+class RootDirError(ValueError):
+  """A directory this process must write to is not writable."""
+
+
+def ensure_writable_dir(path: str, flag: str = '--root_dir') -> str:
+  """Creates `path` if needed and proves it writable; its absolute path."""
+  path = os.path.abspath(path)
+  try:
+    os.makedirs(path, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path):
+      pass
+  except OSError as e:
+    raise RootDirError(f'cannot write to {flag} {path}: {e.strerror}; pick a '
+                       f'directory this user can write') from e
+  return path

@@ -1,0 +1,158 @@
+"""Faults with real processes: a collect actor or the learner killed (-9)."""
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from common import reverb_io
+from tests.helpers import CARTPOLE_FLAGS
+from tests.helpers import start_module
+from tests.helpers import unused_port
+
+_FLAGS = [f'--flagfile={CARTPOLE_FLAGS}', '--max_train_steps=1000000',
+          '--initial_collect_steps=200', '--rate_limiter_slack_steps=100',
+          '--push_every_steps=50', '--pull_every_steps=50',
+          '--checkpoint_every_steps=300', '--policy_save_every_steps=100000',
+          '--log_every_steps=100']
+
+
+class Job:
+  """A Reverb server, a learner and collect actors, each a real process."""
+
+  def __init__(self, root_dir):
+    self.root_dir = root_dir
+    self.address = f'localhost:{unused_port()}'
+    self.processes = {}
+    os.makedirs(os.path.join(root_dir, 'logs'), exist_ok=True)
+    self.start('reverb_server', 'reverb_server',
+               [f'--port={self.address.split(":")[1]}'])
+    self.client = reverb_io.connect(self.address, timeout_s=120)
+
+  def log_path(self, name):
+    return os.path.join(self.root_dir, 'logs', f'{name}.log')
+
+  def start(self, name, module, args):
+    self.processes[name] = start_module(module, [*_FLAGS, *args],
+                                        self.log_path(name))
+
+  def start_learner(self):
+    self.start('learner', 'learner', [f'--reverb_address={self.address}',
+                                      f'--root_dir={self.root_dir}'])
+
+  def start_actor(self, task):
+    self.start(f'actor_{task}', 'actor', [
+        f'--reverb_address={self.address}', f'--task={task}',
+        f'--root_dir={self.root_dir}', '--log_every_s=1'])
+
+  def train_step(self):
+    return reverb_io.learner_train_step(self.client) or 0
+
+  def wait_for(self, condition, what, timeout_s=240):
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+      for name, process in self.processes.items():
+        assert process.poll() in (None, -9), (
+            f'{name} exited with {process.poll()} while waiting for {what}; '
+            f'log: {open(self.log_path(name)).read()[-3000:]}')
+      assert time.monotonic() < deadline, f'timed out waiting for {what}'
+      time.sleep(0.5)
+
+  def stop(self):
+    for process in self.processes.values():
+      if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    for process in self.processes.values():
+      try:
+        process.wait(60)
+      except Exception:  # pylint: disable=broad-except
+        process.kill()
+
+
+@pytest.fixture
+def job(tmp_path):
+  job = Job(str(tmp_path))
+  job.start_learner()
+  job.start_actor(0)
+  job.start_actor(1)
+  yield job
+  job.stop()
+
+
+def _actor_progress(log_path):
+  with open(log_path, errors='replace') as f:
+    return [int(s) for s in re.findall(r'task=\d+ env_steps=(\d+)', f.read())]
+
+
+def test_killed_actor_training_continues_and_relaunch_rejoins(job):
+  job.wait_for(lambda: job.train_step() >= 300, 'train_step 300')
+  job.processes['actor_1'].send_signal(signal.SIGKILL)
+  job.processes['actor_1'].wait()
+  killed_at = job.train_step()
+  job.wait_for(lambda: job.train_step() >= killed_at + 300,
+               'training to continue with one actor')
+  os.rename(job.log_path('actor_1'), job.log_path('actor_1_killed'))
+  relaunched = time.monotonic()
+  job.start_actor(1)
+  job.wait_for(lambda: os.path.exists(job.log_path('actor_1')) and any(
+      steps > 0 for steps in _actor_progress(job.log_path('actor_1'))),
+               'the relaunched actor to collect')
+  print(f'relaunched actor collecting after '
+        f'{time.monotonic() - relaunched:.1f}s')
+  inserts = job.client.server_info()[
+      'uniform_table'].rate_limiter_info.insert_stats.completed
+  job.wait_for(lambda: job.client.server_info()['uniform_table']
+               .rate_limiter_info.insert_stats.completed > inserts + 100,
+               'inserts after the relaunch')
+
+
+def _last_checkpoint_step(root_dir):
+  checkpoints = os.path.join(root_dir, 'train', 'checkpoints')
+  if not os.path.isdir(checkpoints):
+    return 0
+  steps = [int(m.group(1)) for name in os.listdir(checkpoints)
+           for m in [re.match(r'ckpt-(\d+)\.index$', name)] if m]
+  return max(steps, default=0)
+
+
+def test_killed_learner_resumes_from_its_checkpoint(job):
+  job.wait_for(lambda: _last_checkpoint_step(job.root_dir) >= 600,
+               'a checkpoint at step >= 600')
+  job.processes['learner'].send_signal(signal.SIGKILL)
+  job.processes['learner'].wait()
+  lost_from = job.train_step()
+  checkpoint = _last_checkpoint_step(job.root_dir)
+  os.rename(job.log_path('learner'), job.log_path('learner_killed'))
+  relaunched = time.monotonic()
+  job.start_learner()
+  job.wait_for(lambda: os.path.exists(job.log_path('learner')) and
+               'Pushed weights version' in open(job.log_path('learner')).read(),
+               'the relaunched learner to push')
+  pushed = int(re.search(r'Pushed weights version (\d+)',
+                         open(job.log_path('learner')).read()).group(1))
+  assert pushed == checkpoint > 0
+  job.wait_for(lambda: job.train_step() >= checkpoint + 300,
+               'training to continue after the relaunch')
+  print(f'learner resumed at {checkpoint} (killed near {lost_from}, '
+        f'{lost_from - checkpoint} steps lost); training again '
+        f'{time.monotonic() - relaunched:.1f}s after the relaunch')
+
+
+def test_learner_starved_of_data_says_why(tmp_path):
+  job = Job(str(tmp_path))
+  try:
+    job.start('learner', 'learner', [f'--reverb_address={job.address}',
+                                     f'--root_dir={tmp_path}',
+                                     '--stall_log_s=3'])
+    expected = ("waiting for data: table 'uniform_table': size 0/100000, "
+                'inserts 0, samples 0; rate limiter: sampling needs size >= '
+                '200')
+    job.wait_for(lambda: expected in open(job.log_path('learner')).read(),
+                 'the stall to be explained', timeout_s=120)
+    # Blocked inside a Reverb sample, SIGTERM still ends it in bounded time.
+    learner = job.processes['learner']
+    learner.send_signal(signal.SIGTERM)
+    assert learner.wait(timeout=40) == 0
+  finally:
+    job.stop()
