@@ -165,6 +165,8 @@ def run(name: str, main: Callable[[], None],
       main()
     except USER_ERRORS + extra_user_errors as e:
       fail(name, f'{type(e).__name__}: {e}')
+    except InterruptedError as e:  # A stop request during a startup wait.
+      logging.info('%s: %s', name, e)
     exit_now(0)
   app.run(wrapped)
 

@@ -156,3 +156,18 @@ def test_learner_starved_of_data_says_why(tmp_path):
     assert learner.wait(timeout=40) == 0
   finally:
     job.stop()
+
+
+def test_actor_waiting_for_weights_stops_cleanly_on_sigterm(tmp_path):
+  job = Job(str(tmp_path))
+  try:
+    job.start_actor(0)  # No learner: it waits for weights version 0.
+    job.wait_for(lambda: 'Waiting for weights' in open(
+        job.log_path('actor_0')).read(), 'the actor to wait', timeout_s=120)
+    actor = job.processes['actor_0']
+    actor.send_signal(signal.SIGTERM)
+    assert actor.wait(timeout=10) == 0
+    assert 'stopped while waiting for weights' in open(
+        job.log_path('actor_0')).read()
+  finally:
+    job.stop()
