@@ -16,10 +16,11 @@ from tf_agents.typing import types
 from tf_agents.utils import common as tfa_common
 
 from common.config import AgentConfig
+from common.errors import UserError
 from common.config import ExperimentConfig
 
 
-class AgentSpecError(ValueError):
+class AgentSpecError(UserError, ValueError):
   """The agent kind does not fit the environment's action space."""
 
 

@@ -12,11 +12,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from common import agents
 from common import config as cfg
-from common import envs
-from common import paths
-from common import reverb_io
+from common.errors import UserError
 
 _FLAG_DOCS = '(unset: the agent\'s tutorial default)'
 
@@ -149,21 +146,14 @@ def log_config(config: cfg.ExperimentConfig) -> None:
   logging.info('Experiment config:\n%s', '\n'.join(rows))
 
 
-# Errors that mean "the input is wrong", reported as one line (no traceback).
-USER_ERRORS = (cfg.ConfigError, envs.EnvError, agents.AgentSpecError,
-               paths.RootDirError, reverb_io.ReverbConnectionError,
-               reverb_io.TableMismatchError, TimeoutError)
-
-
-def run(name: str, main: Callable[[], None],
-        extra_user_errors: tuple = ()) -> None:
+def run(name: str, main: Callable[[], None]) -> None:
   """app.run with fail-fast handling: a user error is one line and exit 2."""
   def wrapped(argv):
     if len(argv) > 1:
       fail(name, f'unexpected arguments {argv[1:]}: every option is a --flag')
     try:
       main()
-    except USER_ERRORS + extra_user_errors as e:
+    except UserError as e:
       fail(name, f'{type(e).__name__}: {e}')
     except InterruptedError as e:  # A stop request during a startup wait.
       logging.info('%s: %s', name, e)

@@ -6,6 +6,8 @@ library takes these objects and never reads flags.
 import dataclasses
 from typing import Optional, Tuple
 
+from common.errors import UserError
+
 AGENT_KINDS = ('dqn', 'sac')
 ENV_SUITES = ('auto', 'gym', 'pybullet')
 RATE_LIMITERS = ('sample_to_insert', 'min_size')
@@ -16,7 +18,7 @@ SEQUENCE_LENGTH = 2
 REPLAY_TABLE = 'uniform_table'
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
   """A configuration value is out of range or inconsistent."""
 
 

@@ -6,9 +6,10 @@ from tf_agents.environments import py_environment
 from tf_agents.environments import suite_gym
 
 from common.config import EnvConfig
+from common.errors import UserError
 
 
-class EnvError(ValueError):
+class EnvError(UserError, ValueError):
   """The environment cannot be loaded as configured."""
 
 

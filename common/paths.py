@@ -2,8 +2,10 @@
 import os
 import tempfile
 
+from common.errors import UserError
 
-class RootDirError(ValueError):
+
+class RootDirError(UserError, ValueError):
   """A directory this process must write to is not writable."""
 
 

@@ -13,14 +13,19 @@ from common.specs import ExperimentSpecs
 from common.specs import TRAIN_STEP_KEY
 from common.specs import VARIABLES_TABLE
 from common.config import REPLAY_TABLE
+from common.errors import UserError
 
 
-class ReverbConnectionError(ConnectionError):
+class ReverbConnectionError(UserError, ConnectionError):
   """The Reverb server did not answer in time."""
 
 
-class TableMismatchError(ValueError):
+class TableMismatchError(UserError, ValueError):
   """The server's tables do not match this process's experiment config."""
+
+
+class WeightsTimeoutError(UserError, TimeoutError):
+  """The learner pushed no weights in time."""
 
 
 def connect(address: str, timeout_s: float,
@@ -133,7 +138,7 @@ class WeightsSync:
       if should_stop():
         raise InterruptedError('stopped while waiting for weights')
       if waited > timeout_s:
-        raise TimeoutError(
+        raise WeightsTimeoutError(
             f'the learner pushed no weights to table {VARIABLES_TABLE!r} '
             f'within {timeout_s:.0f}s: is the learner running against the '
             f'same Reverb server? (see --weights_timeout_s)')

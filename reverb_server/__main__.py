@@ -7,7 +7,6 @@ from absl import flags
 from absl import logging
 
 from common import cli
-from reverb_server.server import PortInUseError
 from reverb_server.server import start_server
 
 cli.define_experiment_flags()
@@ -25,4 +24,4 @@ def main():
 
 
 if __name__ == '__main__':
-  cli.run('reverb_server', main, extra_user_errors=(PortInUseError,))
+  cli.run('reverb_server', main)

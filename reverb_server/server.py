@@ -6,9 +6,10 @@ import reverb
 
 from common import specs as specs_lib
 from common.config import ExperimentConfig
+from common.errors import UserError
 
 
-class PortInUseError(ValueError):
+class PortInUseError(UserError, ValueError):
   """The port to serve on is taken."""
 
 

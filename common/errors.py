@@ -1,0 +1,9 @@
+"""The base of every error that means "the input is wrong"."""
+
+
+class UserError(Exception):
+  """Reported by the binaries as one line and exit code 2, no traceback.
+
+  Subclasses also derive from the built-in error that fits (ValueError,
+  ConnectionError, ...), so callers can catch either.
+  """
