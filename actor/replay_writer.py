@@ -89,7 +89,7 @@ class ReplayWriter:
           raise StopCollection(server_blocked=True) from None
         now = time.monotonic()
         if now - last_log >= self._log_wait_after_s:
-          logging.info('Inserts have waited %.0fs for the rate limiter (is '
-                       'the learner sampling?): %s', now - start,
+          logging.info('Inserts have waited %.0fs for the server (rate '
+                       'limited, or the server is away): %s', now - start,
                        reverb_io.describe_replay(self._client))
           last_log = now

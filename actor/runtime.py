@@ -58,6 +58,7 @@ def start_runtime(config: ExperimentConfig, settings: ActorSettings,
   client = reverb_io.connect(settings.reverb_address,
                              settings.connect_timeout_s,
                              expected=specs_lib.specs_of(agent, train_step))
+  reverb_io.ServerWatch(settings.reverb_address, stop)
   weights = reverb_io.WeightsSync(
       settings.reverb_address, specs_lib.variables_nest(agent, train_step))
   logging.info('Waiting for weights from the learner (up to %.0fs)',

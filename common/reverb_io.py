@@ -1,14 +1,17 @@
 """Talking to the Reverb server: connecting, checking tables, syncing weights."""
+import threading
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 from absl import logging
 import numpy as np
 import reverb
+from reverb import reverb_types
 import tensorflow as tf
 import tree
 from tf_agents.experimental.distributed import reverb_variable_container
 
+from common import shutdown
 from common.specs import ExperimentSpecs
 from common.specs import TRAIN_STEP_KEY
 from common.specs import VARIABLES_TABLE
@@ -62,7 +65,36 @@ def check_tables(client: reverb.Client, specs: ExperimentSpecs) -> None:
           f'the same --flagfile')
 
 
-def _signature_differences(served, expected) -> list:
+_LIMITER_FIELDS = ('samples_per_insert', 'min_size_to_sample', 'min_diff',
+                   'max_diff')
+
+
+def table_differences(served: reverb_types.TableInfo,
+                      expected: reverb_types.TableInfo) -> List[str]:
+  """How a served table's configuration and signature differ from another's."""
+  differences = []
+  pairs = [('max_size', served.max_size, expected.max_size),
+           ('max_times_sampled', served.max_times_sampled,
+            expected.max_times_sampled),
+           ('sampler', served.sampler_options, expected.sampler_options),
+           ('remover', served.remover_options, expected.remover_options)]
+  pairs += [(f'rate_limiter.{field}',
+             getattr(served.rate_limiter_info, field),
+             getattr(expected.rate_limiter_info, field))
+            for field in _LIMITER_FIELDS]
+  for name, got, want in pairs:
+    if got != want:
+      differences.append(f'{name}: server {_one_line(got)} vs config '
+                         f'{_one_line(want)}')
+  return differences + _signature_differences(served.signature,
+                                              expected.signature)
+
+
+def _one_line(value) -> str:
+  return ' '.join(str(value).split()) or '{}'
+
+
+def _signature_differences(served, expected) -> List[str]:
   served_flat = tf.nest.flatten(served)
   expected_flat = tf.nest.flatten(expected)
   if len(served_flat) != len(expected_flat):
@@ -81,7 +113,11 @@ def _signature_differences(served, expected) -> list:
 
 def describe_replay(client: reverb.Client) -> str:
   """The numbers that explain a stall: size, inserts, samples, limiter."""
-  table = client.server_info(timeout=5)[REPLAY_TABLE]
+  try:
+    table = client.server_info(timeout=5)[REPLAY_TABLE]
+  except reverb.errors.DeadlineExceededError:
+    return 'the Reverb server does not answer'
+
   limiter = table.rate_limiter_info
   return (f'table {REPLAY_TABLE!r}: size {table.current_size}/'
           f'{table.max_size}, inserts {limiter.insert_stats.completed}, '
@@ -92,6 +128,7 @@ def describe_replay(client: reverb.Client) -> str:
 
 
 def table_size(client: reverb.Client, table: str = REPLAY_TABLE) -> int:
+  """The table's item count; waits for the server if it is away."""
   return client.server_info()[table].current_size
 
 
@@ -104,6 +141,50 @@ def learner_train_step(client: reverb.Client) -> Optional[int]:
                               emit_timesteps=False))
   values = tf.nest.pack_sequence_as(info.signature, sample.data)
   return int(np.asarray(values[TRAIN_STEP_KEY]).reshape(-1)[0])
+
+
+class ServerWatch:
+  """Logs, in a thread, when the Reverb server stops answering and when it
+  answers again.
+
+  Reverb's clients wait for an absent server and carry on once it is back
+  (gRPC reconnects underneath), so writers, samples and datasets resume by
+  themselves after a server restart. Without this watch they would wait
+  without a word. While the server is away the checks back off
+  exponentially, from 1s to `max_backoff_s`.
+  """
+
+  def __init__(self, address: str, stop: shutdown.Shutdown,
+               every_s: float = 5.0, max_backoff_s: float = 60.0):
+    self._address = address
+    self._stop = stop
+    self._every_s = every_s
+    self._max_backoff_s = max_backoff_s
+    threading.Thread(target=self._run, daemon=True,
+                     name='reverb-watch').start()
+
+  def _run(self) -> None:
+    client = reverb.Client(self._address)
+    away_since, backoff_s = None, 1.0
+    while not self._stop.wait(self._every_s if away_since is None
+                              else backoff_s):
+      asked_at = time.monotonic()
+      try:
+        client.server_info(timeout=3)
+      except reverb.errors.DeadlineExceededError:
+        if away_since is None:
+          away_since, backoff_s = asked_at, 1.0
+        else:
+          backoff_s = min(2 * backoff_s, self._max_backoff_s)
+        logging.warning(
+            'The Reverb server at %s has not answered for %.0fs; waiting '
+            'for it to come back (next check in %.0fs)', self._address,
+            time.monotonic() - away_since, backoff_s)
+        continue
+      if away_since is not None:
+        logging.info('The Reverb server at %s answers again, after %.0fs '
+                     'away', self._address, time.monotonic() - away_since)
+        away_since = None
 
 
 class WeightsSync:

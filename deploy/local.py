@@ -96,7 +96,9 @@ def build_children(settings: LaunchSettings, port: int) -> Dict[str, Child]:
   experiment = f'--flagfile={settings.flagfile}'
   address = f'--reverb_address=localhost:{port}'
   root = f'--root_dir={settings.root_dir}'
-  commands = {'reverb_server': ['reverb_server', experiment, f'--port={port}'],
+  checkpoints = os.path.join(settings.root_dir, 'reverb_checkpoints')
+  commands = {'reverb_server': ['reverb_server', experiment, f'--port={port}',
+                                f'--checkpoint_dir={checkpoints}'],
               'learner': ['learner', experiment, address, root,
                           f'--strategy={settings.strategy}']}
   for task in range(settings.actors):

@@ -59,6 +59,7 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
   env.close()
   reverb_io.connect(settings.reverb_address, settings.connect_timeout_s,
                     expected=specs_lib.specs_of(agent, train_step))
+  reverb_io.ServerWatch(settings.reverb_address, stop)
 
   learner = tfa_learner.Learner(
       settings.root_dir, train_step, agent,

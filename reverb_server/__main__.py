@@ -1,4 +1,5 @@
-"""python -m reverb_server --flagfile=configs/cartpole_dqn.flags --port=8000"""
+"""python -m reverb_server --flagfile=configs/cartpole_dqn.flags --port=8000 \
+     [--checkpoint_dir=/results/reverb_checkpoints]"""
 from common import shutdown
 shutdown.block_signals()  # Before anything starts threads.
 
@@ -7,18 +8,32 @@ from absl import flags
 from absl import logging
 
 from common import cli
-from reverb_server.server import start_server
+from reverb_server.server import ReplayServer
+from reverb_server.server import ServerSettings
 
 cli.define_experiment_flags()
 _PORT = flags.DEFINE_integer('port', 8000, 'Port to serve Reverb on.')
+_CHECKPOINT_DIR = flags.DEFINE_string(
+    'checkpoint_dir', None, 'Checkpoint the tables here, and restore the '
+    'latest checkpoint from here on start. Unset: no checkpoints.')
+_CHECKPOINT_EVERY_S = flags.DEFINE_float(
+    'checkpoint_every_s', 300, 'Seconds between checkpoints; one is also '
+    'written on SIGTERM.', lower_bound=1)
+# Checkpointing a large table on SIGTERM takes a while.
+_SHUTDOWN_GRACE_S = 60
 
 
 def main():
   config = cli.experiment_config()
   cli.log_config(config)
-  stop = shutdown.Shutdown(grace_s=10)
-  server = start_server(config, _PORT.value)
-  stop.wait(timeout_s=None)
+  stop = shutdown.Shutdown(grace_s=_SHUTDOWN_GRACE_S)
+  settings = ServerSettings(port=_PORT.value,
+                            checkpoint_dir=_CHECKPOINT_DIR.value,
+                            checkpoint_every_s=_CHECKPOINT_EVERY_S.value)
+  server = ReplayServer(config, settings)
+  period_s = settings.checkpoint_every_s if settings.checkpoint_dir else None
+  while not stop.wait(period_s):
+    server.checkpoint('every %.0fs' % period_s)
   logging.info('Stopping the Reverb server (%s)', stop.reason)
   server.stop()
 

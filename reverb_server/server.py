@@ -1,9 +1,16 @@
-"""Builds the experiment's Reverb tables and serves them."""
+"""Builds the experiment's Reverb tables, serves them, checkpoints them."""
+import dataclasses
+import glob
+import os
 import socket
+import time
+from typing import List, Optional
 
 from absl import logging
 import reverb
 
+from common import paths
+from common import reverb_io
 from common import specs as specs_lib
 from common.config import ExperimentConfig
 from common.errors import UserError
@@ -11,6 +18,18 @@ from common.errors import UserError
 
 class PortInUseError(UserError, ValueError):
   """The port to serve on is taken."""
+
+
+class CheckpointMismatchError(UserError, ValueError):
+  """The checkpoint to restore holds tables of another experiment."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerSettings:
+  """Where the server listens and keeps its checkpoints (None: none)."""
+  port: int = 8000
+  checkpoint_dir: Optional[str] = None
+  checkpoint_every_s: float = 600.0
 
 
 def check_port_free(port: int) -> None:
@@ -26,13 +45,76 @@ def check_port_free(port: int) -> None:
           f'it or pick another --port') from e
 
 
-def start_server(config: ExperimentConfig, port: int) -> reverb.Server:
-  """Derives the tables from `config` and starts serving them on `port`."""
-  specs = specs_lib.derive_specs(config)
-  tables = [specs_lib.replay_table(config.replay, specs),
-            specs_lib.variables_table(specs)]
-  check_port_free(port)
-  server = reverb.Server(tables=tables, port=port)
-  logging.info('Reverb server listening on port %d with tables %s',
-               server.port, [t.name for t in tables])
-  return server
+def has_checkpoint(checkpoint_dir: str) -> bool:
+  """Whether Reverb finished writing a checkpoint in `checkpoint_dir`."""
+  return bool(glob.glob(os.path.join(checkpoint_dir, '*', 'DONE')))
+
+
+class ReplayServer:
+  """The experiment's tables on `settings.port`, restored if checkpointed.
+
+  Reverb's restore replaces the tables it is given by the checkpointed ones,
+  configuration included, so a checkpoint of another experiment would be
+  served silently. The restored tables are compared with `config`'s first.
+  """
+
+  def __init__(self, config: ExperimentConfig, settings: ServerSettings):
+    specs = specs_lib.derive_specs(config)
+    tables = [specs_lib.replay_table(config.replay, specs),
+              specs_lib.variables_table(specs)]
+    check_port_free(settings.port)
+    self._settings = settings
+    checkpointer = None
+    restoring = False
+    if settings.checkpoint_dir:
+      paths.ensure_writable_dir(settings.checkpoint_dir, '--checkpoint_dir')
+      restoring = has_checkpoint(settings.checkpoint_dir)
+      checkpointer = reverb.checkpointers.DefaultCheckpointer(
+          settings.checkpoint_dir)
+    self._server = reverb.Server(tables=tables, port=settings.port,
+                                 checkpointer=checkpointer)
+    self._client = self._server.localhost_client()
+    if restoring:
+      self._check_restored(tables)
+    logging.info('Reverb server listening on port %d: %s', settings.port,
+                 self.describe_tables())
+
+  def describe_tables(self) -> str:
+    info = self._client.server_info(timeout=30)
+    return ', '.join(f'{name!r} size {table.current_size}/{table.max_size}'
+                     for name, table in sorted(info.items()))
+
+  def checkpoint(self, why: str) -> None:
+    """Writes the tables to the checkpoint dir (Reverb keeps the latest)."""
+    if not self._settings.checkpoint_dir:
+      return
+    # Sizes taken before: inserts may land while the checkpoint is written.
+    tables = self.describe_tables()
+    start = time.monotonic()
+    path = self._client.checkpoint()
+    logging.info('Checkpointed (%s) in %.1fs to %s, from %s', why,
+                 time.monotonic() - start, path, tables)
+
+  def stop(self) -> None:
+    """Checkpoints (when configured), then stops serving."""
+    self.checkpoint('on shutdown')
+    self._server.stop()
+
+  def _check_restored(self, tables: List[reverb.Table]) -> None:
+    served = self._client.server_info(timeout=30)
+    differences = []
+    for table in tables:
+      if table.name not in served:
+        differences.append(f'{table.name!r} missing')
+      else:
+        differences += [f'{table.name}.{d}' for d in reverb_io.table_differences(
+            served[table.name], table.info)]
+    if differences:
+      self._server.stop()
+      raise CheckpointMismatchError(
+          f'the checkpoint in --checkpoint_dir {self._settings.checkpoint_dir} '
+          f'holds tables of another experiment config: '
+          f'{"; ".join(differences[:5])}. Restore it with the flagfile that '
+          f'wrote it, or start from an empty --checkpoint_dir')
+    logging.info('Restored the tables from the checkpoint in %s',
+                 self._settings.checkpoint_dir)

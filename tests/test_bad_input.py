@@ -1,4 +1,5 @@
 """Bad input: one clear error line and a non-zero exit, never a hang."""
+import signal
 import socket
 import time
 
@@ -6,6 +7,7 @@ import pytest
 
 from tests.helpers import CARTPOLE_FLAGS
 from tests.helpers import run_module
+from tests.helpers import start_module
 from tests.helpers import unused_port
 
 _TIMEOUT_S = 60
@@ -101,3 +103,50 @@ def test_unwritable_root_dir_is_named(module, args):
   errors = _error_lines(result)
   assert len(errors) == 1, result.stderr[-2000:]
   assert f'RootDirError: cannot write to --root_dir {root_dir}' in errors[0]
+
+
+def _serve(tmp_path, name, args):
+  """A reverb_server process, once it listens; stop it with SIGTERM."""
+  log_path = tmp_path / f'{name}.log'
+  server = start_module('reverb_server',
+                        [f'--flagfile={CARTPOLE_FLAGS}', *args], log_path)
+  deadline = time.monotonic() + _TIMEOUT_S
+  while 'Reverb server listening' not in log_path.read_text():
+    assert server.poll() is None, log_path.read_text()[-2000:]
+    assert time.monotonic() < deadline, 'the server did not start'
+    time.sleep(0.5)
+  return server
+
+
+def test_config_unlike_the_servers_names_the_difference(tmp_path):
+  port = unused_port()
+  server = _serve(tmp_path, 'server', [f'--port={port}'])
+  try:
+    result = run_module('actor', [
+        f'--flagfile={CARTPOLE_FLAGS}', f'--reverb_address=localhost:{port}',
+        '--fc_layer_params=100,40'], _TIMEOUT_S)
+  finally:
+    server.send_signal(signal.SIGTERM)
+    server.wait(30)
+  assert result.returncode == 2, result.stderr[-2000:]
+  errors = _error_lines(result)
+  assert len(errors) == 1, result.stderr[-2000:]
+  assert ("TableMismatchError: table 'variables' on the server does not match "
+          'this experiment config: policy_variables/2: server float32[100, '
+          '50] vs config float32[100, 40]') in errors[0]
+
+
+def test_checkpoint_of_another_experiment_is_refused(tmp_path):
+  checkpoints = f'--checkpoint_dir={tmp_path}/checkpoints'
+  server = _serve(tmp_path, 'first', [f'--port={unused_port()}', checkpoints])
+  server.send_signal(signal.SIGTERM)  # Writes a checkpoint.
+  assert server.wait(30) == 0
+  result = run_module('reverb_server', [
+      f'--flagfile={CARTPOLE_FLAGS}', f'--port={unused_port()}', checkpoints,
+      '--replay_capacity=5000'], _TIMEOUT_S)
+  assert result.returncode == 2, result.stderr[-2000:]
+  errors = _error_lines(result)
+  assert len(errors) == 1, result.stderr[-2000:]
+  assert ('CheckpointMismatchError: the checkpoint in --checkpoint_dir '
+          f'{tmp_path}/checkpoints holds tables of another experiment config: '
+          'uniform_table.max_size: server 100000 vs config 5000') in errors[0]

@@ -96,6 +96,7 @@ def test_compose_topology_end_to_end(docker, tmp_path):
     states = _wait_for_exit(project, env, ['actor', 'eval'], timeout_s=120)
     assert len([s for s in states if s['Service'] == 'actor']) == 2
     assert all(s['ExitCode'] == 0 for s in states), states
+    _compose('-p', project, 'stop', 'reverb_server', env=env)  # Checkpoints.
     results = tmp_path / 'results'
     results.mkdir()
     subprocess.run(
@@ -122,6 +123,7 @@ def test_compose_topology_end_to_end(docker, tmp_path):
     assert max(scalar_values(summary_dir, 'Actor/policy_version')) > 0
   assert (results / 'train' / 'checkpoints' /
           f'ckpt-{_SMOKE_MAX_STEPS}.index').exists()
+  assert glob.glob(str(results / 'reverb_checkpoints' / '*' / 'DONE'))
   rows = (results / 'eval' / 'returns.csv').read_text().splitlines()
   assert rows[0].startswith('train_step,') and len(rows) >= 3
   assert rows[-1].startswith(f'{_SMOKE_MAX_STEPS},')

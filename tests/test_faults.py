@@ -1,4 +1,5 @@
-"""Faults with real processes: a collect actor or the learner killed (-9)."""
+"""Faults with real processes: an actor or the learner killed (-9), the
+Reverb server restarted, a learner starved of data."""
 import os
 import re
 import signal
@@ -26,9 +27,14 @@ class Job:
     self.address = f'localhost:{unused_port()}'
     self.processes = {}
     os.makedirs(os.path.join(root_dir, 'logs'), exist_ok=True)
-    self.start('reverb_server', 'reverb_server',
-               [f'--port={self.address.split(":")[1]}'])
+    self.start_server()
     self.client = reverb_io.connect(self.address, timeout_s=120)
+
+  def start_server(self):
+    self.start('reverb_server', 'reverb_server', [
+        f'--port={self.address.split(":")[1]}',
+        f'--checkpoint_dir={os.path.join(self.root_dir, "reverb_checkpoints")}',
+        '--checkpoint_every_s=5'])
 
   def log_path(self, name):
     return os.path.join(self.root_dir, 'logs', f'{name}.log')
@@ -137,6 +143,58 @@ def test_killed_learner_resumes_from_its_checkpoint(job):
   print(f'learner resumed at {checkpoint} (killed near {lost_from}, '
         f'{lost_from - checkpoint} steps lost); training again '
         f'{time.monotonic() - relaunched:.1f}s after the relaunch')
+
+
+def _inserts(client):
+  return client.server_info()[
+      'uniform_table'].rate_limiter_info.insert_stats.completed
+
+
+def _table_sizes(log_text, line_start):
+  """The replay table sizes in the server's log lines starting so."""
+  return [int(size) for size in re.findall(
+      line_start + r"[^\n]*'uniform_table' size (\d+)/", log_text)]
+
+
+def _log_text(job, name):
+  with open(job.log_path(name), errors='replace') as f:
+    return f.read()
+
+
+def test_server_restart_restores_replay_and_everyone_reconnects(job):
+  job.wait_for(lambda: job.train_step() >= 300, 'train_step 300')
+  server = job.processes.pop('reverb_server')
+  step_before = job.train_step()
+  server.send_signal(signal.SIGTERM)
+  stopping = time.monotonic()
+  assert server.wait(timeout=70) == 0
+  stop_s = time.monotonic() - stopping
+  os.rename(job.log_path('reverb_server'), job.log_path('reverb_server_1'))
+  checkpointed = _table_sizes(_log_text(job, 'reverb_server_1'),
+                              r'Checkpointed \(on shutdown\)')
+  assert checkpointed and checkpointed[-1] > 0
+  for name in ('learner', 'actor_0', 'actor_1'):
+    job.wait_for(lambda name=name: 'has not answered for' in _log_text(
+        job, name), f'{name} to notice the server is away', timeout_s=60)
+
+  restarting = time.monotonic()
+  job.start_server()
+  job.wait_for(lambda: 'Reverb server listening' in _log_text(
+      job, 'reverb_server'), 'the server to restore', timeout_s=120)
+  restored = _table_sizes(_log_text(job, 'reverb_server'),
+                          'Reverb server listening')[0]
+  assert restored >= checkpointed[-1]
+  inserts = _inserts(job.client)
+  job.wait_for(lambda: job.train_step() >= step_before + 100,
+               'training to continue after the restart')
+  trained_s = time.monotonic() - restarting
+  job.wait_for(lambda: _inserts(job.client) > inserts + 100,
+               'the actors to insert again')
+  for name in ('learner', 'actor_0', 'actor_1'):
+    assert 'answers again' in _log_text(job, name), name
+  print(f'server stopped in {stop_s:.1f}s with {checkpointed[-1]} items '
+        f'checkpointed, restored {restored}; training again '
+        f'{trained_s:.1f}s after the restart (train_step {step_before} before)')
 
 
 def test_learner_starved_of_data_says_why(tmp_path):
