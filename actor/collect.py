@@ -71,8 +71,6 @@ def _collect_with_policy(config, settings, rt, writer, env_steps,
                               f'task_{settings.task}')
                  if settings.root_dir else None)
   collect_metrics = tfa_actor.collect_metrics(buffer_size=10)
-  average_return = next(m for m in collect_metrics
-                        if m.name == 'AverageReturn')
   collect_actor = tfa_actor.Actor(
       rt.env, policy, rt.train_step,
       steps_per_run=config.train.pull_every_steps,
@@ -80,33 +78,53 @@ def _collect_with_policy(config, settings, rt, writer, env_steps,
       summary_dir=summary_dir,
       summary_interval=config.train.log_every_steps,
       name=f'actor_{settings.task}')
-  last_steps, last_time = int(env_steps.result()), time.monotonic()
+  report = _Report(settings.task, rt.client, collect_actor, env_steps,
+                   collect_metrics)
   version = rt.weights.version
   try:
     while not stop.requested:
       collect_actor.run()
       version = rt.weights.pull()
-      if time.monotonic() - last_time >= settings.log_every_s:
-        last_steps, last_time = _report(settings.task, collect_actor,
-                                        env_steps, last_steps, last_time,
-                                        version, average_return)
+      if report.seconds_since_last() >= settings.log_every_s:
+        report.write(version)
       if version >= config.train.max_train_steps:
         break
   finally:
-    _report(settings.task, collect_actor, env_steps, last_steps, last_time,
-            version, average_return)
+    report.write(version)
     collect_actor.summary_writer.flush()
 
 
-def _report(task, collect_actor, env_steps, last_steps, last_time, version,
-            average_return):
-  """Logs and summarizes env steps/s and the policy version; new marks."""
-  steps, now = int(env_steps.result()), time.monotonic()
-  rate = (steps - last_steps) / max(now - last_time, 1e-6)
-  logging.info('task=%d env_steps=%d env_steps/s=%.1f policy_version=%d '
-               'average_return=%.1f', task, steps, rate, version,
-               average_return.result())
-  with collect_actor.summary_writer.as_default():
-    tf.summary.scalar('Actor/env_steps_per_sec', rate, step=steps)
-    tf.summary.scalar('Actor/policy_version', version, step=steps)
-  return steps, now
+class _Report:
+  """Logs and summarizes the actor's Actor/* scalars."""
+
+  def __init__(self, task, client, collect_actor, env_steps, collect_metrics):
+    self._task = task
+    self._client = client
+    self._writer = collect_actor.summary_writer
+    self._env_steps = env_steps
+    self._metrics = {m.name: m for m in collect_metrics}
+    self._last_steps = int(env_steps.result())
+    self._last_time = time.monotonic()
+
+  def seconds_since_last(self) -> float:
+    return time.monotonic() - self._last_time
+
+  def write(self, version: int) -> None:
+    steps, now = int(self._env_steps.result()), time.monotonic()
+    learner_step = reverb_io.learner_train_step(self._client) or version
+    values = {
+        'Actor/env_steps_per_sec':
+            (steps - self._last_steps) / max(now - self._last_time, 1e-6),
+        'Actor/episodes': float(self._metrics['NumberOfEpisodes'].result()),
+        'Actor/average_return': float(self._metrics['AverageReturn'].result()),
+        'Actor/policy_version': version,
+        'Actor/policy_lag': max(learner_step - version, 0)}
+    logging.info('task=%d env_steps=%d env_steps/s=%.1f episodes=%d '
+                 'average_return=%.1f policy_version=%d policy_lag=%d',
+                 self._task, steps, values['Actor/env_steps_per_sec'],
+                 values['Actor/episodes'], values['Actor/average_return'],
+                 version, values['Actor/policy_lag'])
+    with self._writer.as_default():
+      for tag, value in values.items():
+        tf.summary.scalar(tag, value, step=steps)
+    self._last_steps, self._last_time = steps, now

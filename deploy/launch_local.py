@@ -32,6 +32,9 @@ _PROGRESS_EVERY_S = flags.DEFINE_float('progress_every_s', 5,
 _STOP_AT_RETURN = flags.DEFINE_float(
     'stop_at_return', None, 'Stop everything once an eval average return '
     'reaches this (e.g. 200 for CartPole-v0).')
+_TENSORBOARD_PORT = flags.DEFINE_integer(
+    'tensorboard_port', 0, 'Also run TensorBoard on this port (0: do not).',
+    lower_bound=0)
 
 
 def main():
@@ -51,7 +54,8 @@ def main():
       max_train_steps=config.train.max_train_steps, actors=_ACTORS.value,
       port=_PORT.value, eval=_EVAL.value, strategy=_STRATEGY.value,
       progress_every_s=_PROGRESS_EVERY_S.value,
-      stop_at_return=_STOP_AT_RETURN.value)
+      stop_at_return=_STOP_AT_RETURN.value,
+      tensorboard_port=_TENSORBOARD_PORT.value)
   cli.exit_now(run_local(settings, shutdown.Shutdown(grace_s=300)))
 
 

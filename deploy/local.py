@@ -20,10 +20,14 @@ from actor.evaluate import returns_csv_path
 from common import reverb_io
 from common import shutdown
 from deploy import progress
+from report import plots
 
 _LOG_TAIL_LINES = 8
 _STOP_TIMEOUT_S = 90.0
 _FINISH_TIMEOUT_S = 120.0
+_TENSORBOARD = 'tensorboard'
+# Not workers: they run until stopped.
+_SERVICES = ('reverb_server', _TENSORBOARD)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +42,7 @@ class LaunchSettings:
   progress_every_s: float = 5.0
   stop_at_return: Optional[float] = None
   startup_timeout_s: float = 120.0
+  tensorboard_port: int = 0  # 0: no TensorBoard.
 
 
 class ChildFailed(RuntimeError):
@@ -106,6 +111,10 @@ def build_children(settings: LaunchSettings, port: int) -> Dict[str, Child]:
                                  f'--task={task}']
   if settings.eval:
     commands['eval'] = ['actor', experiment, address, root, '--mode=eval']
+  if settings.tensorboard_port:
+    commands[_TENSORBOARD] = [
+        'tensorboard.main', f'--logdir={settings.root_dir}', '--host=localhost',
+        f'--port={settings.tensorboard_port}']
   return {name: Child(name, base + command,
                       os.path.join(logs, f'{name}.log'))
           for name, command in commands.items()}
@@ -138,6 +147,11 @@ def run_local(settings: LaunchSettings, stop: shutdown.Shutdown) -> int:
     for child in children.values():
       print(f'  {child.name:<14} pid {child.process.pid:<8} {child.log_path}',
             flush=True)
+    print(f'Status: python -m report.status --reverb_address=localhost:{port} '
+          f'--root_dir={settings.root_dir}', flush=True)
+    if settings.tensorboard_port:
+      print(f'TensorBoard: http://localhost:{settings.tensorboard_port}',
+            flush=True)
     outcome = _supervise(settings, children, client, stop, start)
     _print_final(client, settings.root_dir)
   except ChildFailed as e:
@@ -145,10 +159,25 @@ def run_local(settings: LaunchSettings, stop: shutdown.Shutdown) -> int:
     _stop_all(children)
     return 1
   _stop_all(children)
-  print(f'Results in {settings.root_dir}: eval returns '
-        f'{returns_csv_path(settings.root_dir)}, TensorBoard: tensorboard '
-        f'--logdir {settings.root_dir}', flush=True)
+  _print_results(settings)
   return outcome
+
+
+def _print_results(settings: LaunchSettings) -> None:
+  """Writes the return plot; says where plot, video, TensorBoard, logs are."""
+  root = settings.root_dir
+  plot = os.path.join(root, 'returns.png')
+  try:
+    plots.plot_returns([plots.read_run(root)], plot)
+  except plots.NoResultsError:
+    plot = '- (no evaluations)'
+  print(f'Results in {root}:\n'
+        f'  eval returns  {returns_csv_path(root)}\n'
+        f'  plot          {plot}\n'
+        f'  video         {sys.executable} -m report.video --flagfile={settings.flagfile} '
+        f'--root_dir={root} --out={os.path.join(root, "video.mp4")}\n'
+        f'  TensorBoard   tensorboard --logdir {root}\n'
+        f'  logs          {os.path.join(root, "logs")}', flush=True)
 
 
 def _wait_for_server(server: Child, port: int, timeout_s: float):
@@ -186,12 +215,12 @@ def _supervise(settings, children, client, stop, start) -> int:
       print('Learner finished; waiting for the actors and eval to finish',
             flush=True)
     for name, child in children.items():
-      finished_ok = (name != 'reverb_server' and child.returncode == 0 and (
+      finished_ok = (name not in _SERVICES and child.returncode == 0 and (
           learner_done_at is not None or _training_over(client, settings)))
       _check_alive(child, finished_ok)
     if learner_done_at is not None:
       others = [c for n, c in children.items()
-                if n not in ('reverb_server', 'learner')]
+                if n not in (*_SERVICES, 'learner')]
       if all(c.returncode is not None for c in others):
         return 0
       if time.monotonic() - learner_done_at > _FINISH_TIMEOUT_S:
@@ -251,6 +280,8 @@ def _stop_all(children: Dict[str, Child]) -> None:
     child = children[name]
     if child.process is None:
       continue
+    if name == _TENSORBOARD:
+      child.process.kill()  # Nothing to save; it is slow on SIGTERM.
     child.terminate()
     if name in ('learner', 'reverb_server'):
       child.wait(_STOP_TIMEOUT_S)

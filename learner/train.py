@@ -2,7 +2,6 @@
 import dataclasses
 import os
 import threading
-import time
 
 from absl import logging
 import reverb
@@ -21,6 +20,7 @@ from common.config import ExperimentConfig
 from common.config import REPLAY_TABLE
 from common.config import SEQUENCE_LENGTH
 from common.config import StrategyConfig
+from learner import metrics as learner_metrics
 
 POLICIES_DIR = tfa_learner.POLICY_SAVED_MODEL_DIR
 
@@ -61,9 +61,12 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
                     expected=specs_lib.specs_of(agent, train_step))
   reverb_io.ServerWatch(settings.reverb_address, stop)
 
+  with strategy.scope():
+    experience = iter(strategy.distribute_datasets_from_function(
+        lambda _: _dataset(config, agent, settings)))
+  timed_experience = learner_metrics.TimedIterator(experience)
   learner = tfa_learner.Learner(
       settings.root_dir, train_step, agent,
-      experience_dataset_fn=lambda: _dataset(config, agent, settings),
       checkpoint_interval=config.train.checkpoint_every_steps,
       summary_interval=config.train.log_every_steps,
       strategy=strategy)
@@ -82,7 +85,10 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
   learner.triggers.append(save_policies)
   _watch_for_stalls(settings.reverb_address, train_step, stop,
                     settings.stall_log_s)
-  _train_loop(config, learner, weights, stop)
+  summaries = learner_metrics.LearnerSummaries(
+      reverb.Client(settings.reverb_address), timed_experience,
+      int(train_step.numpy()))
+  _train_loop(config, learner, timed_experience, weights, summaries, stop)
   step = int(train_step.numpy())
   save_checkpoint(step, force_trigger=True)
   if not stop.requested:  # Stopping must be quick; policies were saved at
@@ -123,19 +129,35 @@ def _dataset(config, agent, settings) -> tf.data.Dataset:
       num_parallel_calls=min(3, config.agent.batch_size)).prefetch(3)
 
 
-def _train_loop(config, learner, weights, stop) -> None:
+def _train_loop(config, learner, experience, weights, summaries,
+                stop) -> None:
   train = config.train
   step = learner.train_step_numpy
-  last_log_step, last_log_time = step, time.monotonic()
+  last_log_step = step
   while step < train.max_train_steps and not stop.requested:
     iterations = min(train.push_every_steps, train.max_train_steps - step)
-    loss = learner.run(iterations=iterations)
+    loss = learner.run(iterations=iterations, iterator=experience)
     weights.push()
     step = learner.train_step_numpy
     if step - last_log_step >= train.log_every_steps or (
         step >= train.max_train_steps):
-      now = time.monotonic()
-      logging.info('train_step=%d train_steps/s=%.1f loss=%.4f', step,
-                   (step - last_log_step) / (now - last_log_time),
-                   float(loss.loss))
-      last_log_step, last_log_time = step, now
+      _log_progress(learner, summaries, step, float(loss.loss))
+      last_log_step = step
+
+
+def _log_progress(learner, summaries, step, loss) -> None:
+  """One log line and the Learner/ and Reverb/ summaries."""
+  try:
+    with learner.train_summary_writer.as_default():
+      values = summaries.write(step)
+  except reverb.errors.DeadlineExceededError:
+    logging.info('train_step=%d loss=%.4f (the Reverb server does not '
+                 'answer: no rates this time)', step, loss)
+    return
+  logging.info(
+      'train_step=%d train_steps/s=%.1f loss=%.4f data_wait=%.0f%% '
+      'replay: size %d, inserts/s %.0f, samples/s %.0f, samples/insert %.1f',
+      step, values['Learner/train_steps_per_sec'], loss,
+      100 * values['Learner/data_wait_fraction'], values['Reverb/table_size'],
+      values['Reverb/inserts_per_sec'], values['Reverb/samples_per_sec'],
+      values['Reverb/samples_per_insert'])

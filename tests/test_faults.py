@@ -191,7 +191,8 @@ def test_server_restart_restores_replay_and_everyone_reconnects(job):
   job.wait_for(lambda: _inserts(job.client) > inserts + 100,
                'the actors to insert again')
   for name in ('learner', 'actor_0', 'actor_1'):
-    assert 'answers again' in _log_text(job, name), name
+    job.wait_for(lambda name=name: 'answers again' in _log_text(job, name),
+                 f'{name} to log that the server is back', timeout_s=60)
   print(f'server stopped in {stop_s:.1f}s with {checkpointed[-1]} items '
         f'checkpointed, restored {restored}; training again '
         f'{trained_s:.1f}s after the restart (train_step {step_before} before)')

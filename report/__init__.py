@@ -1,0 +1,1 @@
+"""Looking at a job: plots, policy videos, a status screen."""

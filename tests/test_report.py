@@ -1,0 +1,163 @@
+"""What users look at, from a real short run: TensorBoard metrics, the
+return plot, the status screen and TensorBoard started by the launcher."""
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from deploy.progress import read_eval_returns
+from tests.helpers import CARTPOLE_FLAGS
+from tests.helpers import PROJECT_ROOT
+from tests.helpers import child_env
+from tests.helpers import run_module
+from tests.helpers import scalar_values
+from tests.helpers import unused_port
+
+_RUN = [f'--flagfile={CARTPOLE_FLAGS}', '--max_train_steps=1000',
+        '--initial_collect_steps=200', '--push_every_steps=50',
+        '--pull_every_steps=50', '--eval_every_steps=250',
+        '--eval_episodes=2', '--log_every_steps=100',
+        '--checkpoint_every_steps=500', '--policy_save_every_steps=1000',
+        '--rate_limiter_slack_steps=100', '--actors=2', '--progress_every_s=2']
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory):
+  """A launcher run; status and TensorBoard are checked while it trains."""
+  root_dir = str(tmp_path_factory.mktemp('report') / 'run')
+  tensorboard_port = unused_port()
+  launcher = subprocess.Popen(
+      [sys.executable, '-m', 'deploy.launch_local', *_RUN,
+       f'--root_dir={root_dir}', f'--tensorboard_port={tensorboard_port}'],
+      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+      env=child_env(), cwd=PROJECT_ROOT)
+  live = {}
+  tensorboard = threading.Thread(target=_poll_tensorboard, args=(
+      f'http://localhost:{tensorboard_port}/data/runs', launcher, live))
+  tensorboard.start()
+  lines = []
+  for line in launcher.stdout:
+    lines.append(line)
+    if 'status' not in live and re.match(r'\[\s*\d+s\] train_step [1-9]',
+                                         line):
+      address = re.search(r'--reverb_address=(\S+)', ''.join(lines)).group(1)
+      live['status'] = run_module('report.status', [
+          f'--reverb_address={address}', f'--root_dir={root_dir}'], 60)
+  assert launcher.wait(timeout=600) == 0, ''.join(lines)[-3000:]
+  tensorboard.join()
+  return root_dir, ''.join(lines), live
+
+
+def _poll_tensorboard(url, launcher, live):
+  """Keeps asking TensorBoard (it takes a while to start) until it answers
+  or the launcher is done."""
+  while launcher.poll() is None:
+    try:
+      with urllib.request.urlopen(url, timeout=5) as response:
+        live['tensorboard'] = response.read().decode()
+        return
+    except OSError:
+      time.sleep(1)
+
+
+def test_status_screen_while_training(run):
+  root_dir, output, live = run
+  assert live, f'training never showed progress:\n{output[-3000:]}'
+  status = live['status']
+  assert status.returncode == 0, status.stderr[-2000:]
+  step = int(re.search(r'learner train_step (\d+)', status.stdout).group(1))
+  assert step > 0, status.stdout
+  assert re.search(r"table 'uniform_table': size [1-9]\d*/100000",
+                   status.stdout), status.stdout
+  assert f'Run {root_dir}:' in status.stdout
+
+
+def test_status_of_a_stopped_job_says_so(run):
+  root_dir, _, _ = run
+  result = run_module('report.status', [
+      f'--reverb_address=localhost:{unused_port()}',
+      f'--root_dir={root_dir}'], 60)
+  assert result.returncode == 1
+  assert 'NOT ANSWERING' in result.stdout
+  assert re.search(r'last eval return [-\d.]+ at train step 1000',
+                   result.stdout), result.stdout
+
+
+def test_launcher_served_tensorboard(run):
+  _, _, live = run
+  assert 'tensorboard' in live, 'TensorBoard never answered during the run'
+  assert isinstance(json.loads(live['tensorboard']), list)
+
+
+_NONZERO_TAGS = {
+    'actors/task_0': ['Actor/env_steps_per_sec', 'Actor/episodes',
+                      'Actor/average_return', 'Actor/policy_version'],
+    'actors/task_1': ['Actor/env_steps_per_sec', 'Actor/episodes',
+                      'Actor/average_return', 'Actor/policy_version'],
+    'train': ['Learner/train_steps_per_sec', 'Losses/total_loss',
+              'Reverb/table_size', 'Reverb/inserts_per_sec',
+              'Reverb/samples_per_sec', 'Reverb/samples_per_insert'],
+    'eval': ['Metrics/eval/AverageReturn', 'Metrics/eval/AverageEpisodeLength'],
+}
+
+
+@pytest.mark.parametrize('summary_dir, tag', [
+    (d, tag) for d, tags in _NONZERO_TAGS.items() for tag in tags])
+def test_metric_is_written_and_positive(run, summary_dir, tag):
+  root_dir, _, _ = run
+  values = scalar_values(os.path.join(root_dir, summary_dir), tag)
+  assert values and max(values) > 0, (tag, values)
+
+
+@pytest.mark.parametrize('summary_dir, tag', [
+    ('actors/task_0', 'Actor/policy_lag'),
+    ('train', 'Learner/data_wait_fraction')])
+def test_metric_is_written(run, summary_dir, tag):
+  root_dir, _, _ = run
+  values = scalar_values(os.path.join(root_dir, summary_dir), tag)
+  assert values and min(values) >= 0, (tag, values)
+
+
+def _png_size(path):
+  with Image.open(path) as image:
+    return image.size
+
+
+def test_launcher_writes_the_plot_and_says_where_results_are(run):
+  root_dir, output, _ = run
+  plot = os.path.join(root_dir, 'returns.png')
+  assert f'plot          {plot}' in output
+  assert '-m report.video --flagfile=' in output
+  assert _png_size(plot) == (800, 320)
+
+
+def test_plot_overlays_runs_with_one_point_per_evaluation(run, tmp_path):
+  root_dir, _, _ = run
+  evaluations = len(read_eval_returns(
+      os.path.join(root_dir, 'eval', 'returns.csv')))
+  assert evaluations >= 3  # 0, 250, 500, 750, 1000 as eval keeps up.
+  out = tmp_path / 'two.png'
+  result = run_module('report.plot', [
+      f'--root_dir={root_dir}', f'--root_dir={root_dir}', '--labels=a,b',
+      f'--out={out}'], 60)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert f'Wrote {out}: {2 * evaluations} evaluations of 2 run(s)' in (
+      result.stdout)
+  assert 10_000 < out.stat().st_size < 200_000
+  pixels = np.asarray(Image.open(out).convert('RGB'))
+  assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 10  # Not blank.
+
+
+def test_plot_without_results_is_one_error_line(tmp_path):
+  result = run_module('report.plot', [f'--root_dir={tmp_path}'], 60)
+  assert result.returncode == 2
+  assert f'NoResultsError: no eval results in {tmp_path}/eval/returns.csv' in (
+      result.stderr)
