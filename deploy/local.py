@@ -147,7 +147,8 @@ def run_local(settings: LaunchSettings, stop: shutdown.Shutdown) -> int:
     for child in children.values():
       print(f'  {child.name:<14} pid {child.process.pid:<8} {child.log_path}',
             flush=True)
-    print(f'Status: python -m report.status --reverb_address=localhost:{port} '
+    print(f'Status: {sys.executable} -m report.status '
+          f'--reverb_address=localhost:{port} '
           f'--root_dir={settings.root_dir}', flush=True)
     if settings.tensorboard_port:
       print(f'TensorBoard: http://localhost:{settings.tensorboard_port}',

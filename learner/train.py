@@ -91,8 +91,9 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
   _train_loop(config, learner, timed_experience, weights, summaries, stop)
   step = int(train_step.numpy())
   save_checkpoint(step, force_trigger=True)
-  if not stop.requested:  # Stopping must be quick; policies were saved at
-    save_policies(step, force_trigger=True)  # the last interval.
+  # The SavedModels were written at the start; this only adds a policy
+  # checkpoint, quick enough for a stop too.
+  save_policies(step, force_trigger=True)
   learner.train_summary_writer.flush()
   logging.info('Learner finished at train_step %d (%s)', step,
                stop.reason or 'max_train_steps reached')

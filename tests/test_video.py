@@ -1,0 +1,177 @@
+"""report.video on untrained agents' policies, saved as the learner saves
+them: real envs and rendering, the MP4 and GIF read back."""
+import math
+import os
+import re
+
+from absl import flags
+import imageio
+import numpy as np
+from PIL import Image
+import pytest
+from tf_agents.train import learner as tfa_learner
+from tf_agents.train import triggers
+
+from common import agents
+from common import cli
+from common import envs
+from common.config import ConfigError
+from report import videos
+from tests.helpers import CARTPOLE_FLAGS
+from tests.helpers import MINITAUR_FLAGS
+from tests.helpers import run_module
+
+_TRAIN_STEP = 7  # Of the policy checkpoint the video must restore.
+_TIMEOUT_S = 300
+
+
+def _save_untrained_policies(flagfile: str, root_dir: str) -> None:
+  """The learner's policies dir: SavedModels at train step 0, as its
+  PolicySavedModelTrigger writes them on start, and a policy checkpoint at
+  _TRAIN_STEP, as it writes them every policy_save_every_steps."""
+  fv = flags.FlagValues()
+  cli.define_experiment_flags(fv)
+  fv(['prog', f'--flagfile={flagfile}'])
+  config = cli.experiment_config(fv)
+  env = envs.load_env(config.env)
+  agent, train_step = agents.make_agent(config, env)
+  env.close()
+  save_policies = triggers.PolicySavedModelTrigger(
+      os.path.join(root_dir, tfa_learner.POLICY_SAVED_MODEL_DIR), agent,
+      train_step, interval=1000)
+  train_step.assign(_TRAIN_STEP)
+  save_policies(_TRAIN_STEP, force_trigger=True)
+
+
+@pytest.fixture(scope='module')
+def cartpole_run(tmp_path_factory) -> str:
+  root_dir = str(tmp_path_factory.mktemp('cartpole'))
+  _save_untrained_policies(CARTPOLE_FLAGS, root_dir)
+  return root_dir
+
+
+@pytest.fixture(scope='module')
+def minitaur_run(tmp_path_factory) -> str:
+  root_dir = str(tmp_path_factory.mktemp('minitaur'))
+  _save_untrained_policies(MINITAUR_FLAGS, root_dir)
+  return root_dir
+
+
+def _record(flagfile, root_dir, out, *args) -> str:
+  """Runs the binary; its stdout."""
+  result = run_module('report.video', [
+      f'--flagfile={flagfile}', f'--root_dir={root_dir}', f'--out={out}',
+      *args], _TIMEOUT_S)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert (f'Greedy policy at train step {_TRAIN_STEP}, weights from '
+          f'{root_dir}/policies/checkpoints/policy_checkpoint_') in (
+              result.stdout), result.stdout
+  return result.stdout
+
+
+def _episode_steps(output: str, policy: str) -> list:
+  steps = re.search(rf'{policy} ([\d, ]+)', output).group(1)
+  return [int(count) for count in steps.split(', ')]
+
+
+def _reported_frames(output: str, path: str) -> int:
+  return int(re.search(rf'Wrote {re.escape(path)}: (\d+) frames',
+                       output).group(1))
+
+
+def _read_mp4(path: str):
+  """(frame count, (width, height), fps, first frame) of the MP4."""
+  with imageio.get_reader(path, format='FFMPEG') as reader:
+    meta = reader.get_meta_data()
+    return (reader.count_frames(), meta['size'], meta['fps'],
+            reader.get_data(0))
+
+
+def _has_content(image: np.ndarray) -> bool:
+  return len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 1
+
+
+def test_cartpole_side_by_side_mp4_and_gif(cartpole_run, tmp_path):
+  out = str(tmp_path / 'cartpole.mp4')
+  output = _record(CARTPOLE_FLAGS, cartpole_run, out, '--episodes=2',
+                   '--with_random=side_by_side', '--gif',
+                   f'--still={tmp_path / "still.png"}')
+  greedy = _episode_steps(output, 'greedy')
+  random = _episode_steps(output, 'random')
+  assert len(greedy) == len(random) == 2
+  assert all(1 <= steps <= 200 for steps in greedy + random), output
+  # One frame per state, the shorter episode of a pair holding its last one.
+  frames = sum(max(pair) + 1 for pair in zip(greedy, random))
+  assert _reported_frames(output, out) == frames
+
+  count, size, fps, first = _read_mp4(out)
+  assert (count, size, fps) == (frames, (2 * 600, 400), 30)
+  assert _has_content(first[:, :600]) and _has_content(first[:, 600:])
+
+  gif_path = str(tmp_path / 'cartpole.gif')
+  assert f'Wrote {gif_path}: {math.ceil(frames / 2)} frames' in output
+  with Image.open(gif_path) as gif:
+    assert gif.size == (300, 100)
+    durations = []
+    for index in range(gif.n_frames):
+      gif.seek(index)
+      durations.append(gif.info['duration'])
+  # Pillow merges identical consecutive frames; the duration stays.
+  assert sum(durations) == math.ceil(frames / 2) * videos.gif_frame_ms(30)
+
+  with Image.open(tmp_path / 'still.png') as still:
+    assert still.size == (2 * 600, 400)
+
+
+def test_minitaur_episodes_cut_at_max_steps(minitaur_run, tmp_path):
+  out = str(tmp_path / 'minitaur.mp4')
+  output = _record(MINITAUR_FLAGS, minitaur_run, out, '--episodes=2',
+                   '--max_steps=20')
+  # Minitaur cannot fall within 20 steps (0.2 simulated seconds).
+  assert _episode_steps(output, 'greedy') == [20, 20]
+  assert _reported_frames(output, out) == 2 * 21
+
+  count, size, _, first = _read_mp4(out)
+  assert (count, size) == (2 * 21, (960, 720))
+  assert _has_content(first)
+
+
+def test_a_missing_policy_is_one_error_line(tmp_path):
+  root_dir = str(tmp_path / 'never_trained')
+  result = run_module('report.video', [
+      f'--flagfile={CARTPOLE_FLAGS}', f'--root_dir={root_dir}',
+      f'--out={tmp_path}/x.mp4'], _TIMEOUT_S)
+  assert result.returncode == 2, result.stderr[-3000:]
+  errors = [line for line in result.stderr.splitlines()
+            if line.startswith('error')]
+  assert errors == [
+      f'error (video): NoPolicyError: no saved policy at {root_dir}/policies/'
+      f'greedy_policy: the learner writes it to <root_dir>/policies/'
+      f'greedy_policy when training starts; pass the --root_dir of a run '
+      f'whose learner has started'], result.stderr[-3000:]
+  assert 'Traceback' not in result.stderr
+  assert not os.path.exists(f'{tmp_path}/x.mp4')
+
+
+def test_another_experiments_flagfile_is_rejected(minitaur_run, tmp_path):
+  result = run_module('report.video', [
+      f'--flagfile={CARTPOLE_FLAGS}', f'--root_dir={minitaur_run}',
+      f'--out={tmp_path}/x.mp4'], _TIMEOUT_S)
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert (f'error (video): PolicyMismatchError: the policy in {minitaur_run} '
+          f'has observations of shape [(28,)] but CartPole-v0 has [(4,)]: '
+          f'pass the flagfile the run was trained with (the local launcher '
+          f'writes it to {minitaur_run}/experiment.flags)') in result.stderr
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('episodes', 0, 'episodes must be >= 1, got 0'),
+    ('max_steps_per_episode', -1, 'max_steps_per_episode must be >= 1'),
+    ('fps', 0, 'fps must be >= 1'),
+    ('with_random', 'before', 'with_random must be one of'),
+    ('out_path', 'x.avi', 'its path must end in .mp4'),
+])
+def test_bad_settings_are_rejected_with_the_reason(field, value, message):
+  with pytest.raises(ConfigError, match=re.escape(message)):
+    videos.VideoSettings(**{'root_dir': 'run', 'out_path': 'x.mp4',
+                            field: value})
