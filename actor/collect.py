@@ -22,11 +22,13 @@ _RANDOM_STEPS_PER_CHECK = 50
 def run_collect(config: ExperimentConfig, settings: runtime_lib.ActorSettings,
                 stop: shutdown.Shutdown) -> int:
   """Collects into the replay table until the learner is done; env steps."""
+  num_envs = config.train.envs_per_actor
   rt = runtime_lib.start_runtime(config, settings,
-                                 seed=config.seed + settings.task, stop=stop)
+                                 seed=config.seed + settings.task, stop=stop,
+                                 num_envs=num_envs)
   runtime_lib.stop_when_learner_done(stop, settings.reverb_address,
                                      config.train.max_train_steps)
-  writer = ReplayWriter(rt.client, lambda: stop.requested)
+  writer = ReplayWriter(rt.client, lambda: stop.requested, num_envs)
   env_steps = py_metrics.EnvironmentSteps()
   flush_timeout_s = 2.0
   try:
@@ -49,8 +51,9 @@ def _collect_random(config, rt, writer, env_steps, stop) -> None:
   """Random steps until the table holds the initial collection (shared)."""
   random_actor = tfa_actor.Actor(
       rt.env,
-      random_py_policy.RandomPyPolicy(rt.env.time_step_spec(),
-                                      rt.env.action_spec()),
+      random_py_policy.RandomPyPolicy(
+          rt.env.time_step_spec(), rt.env.action_spec(),
+          outer_dims=(rt.env.batch_size,) if rt.env.batched else None),
       rt.train_step, steps_per_run=_RANDOM_STEPS_PER_CHECK,
       observers=[writer, env_steps])
   while not stop.requested:
@@ -65,15 +68,20 @@ def _collect_random(config, rt, writer, env_steps, stop) -> None:
 
 def _collect_with_policy(config, settings, rt, writer, env_steps,
                          stop) -> None:
-  policy = py_tf_eager_policy.PyTFEagerPolicy(rt.agent.collect_policy,
-                                              use_tf_function=True)
+  policy = eager_policy(rt.agent.collect_policy, rt.env)
   summary_dir = (os.path.join(settings.root_dir, 'actors',
                               f'task_{settings.task}')
                  if settings.root_dir else None)
-  collect_metrics = tfa_actor.collect_metrics(buffer_size=10)
+  metric_batch = rt.env.batch_size if rt.env.batched else None
+  collect_metrics = [
+      py_metrics.NumberOfEpisodes(), py_metrics.EnvironmentSteps(),
+      py_metrics.AverageReturnMetric(buffer_size=10, batch_size=metric_batch),
+      py_metrics.AverageEpisodeLengthMetric(buffer_size=10,
+                                            batch_size=metric_batch)]
   collect_actor = tfa_actor.Actor(
       rt.env, policy, rt.train_step,
-      steps_per_run=config.train.pull_every_steps,
+      # Each env steps pull_every_steps times between pulls.
+      steps_per_run=config.train.pull_every_steps * _num_envs(rt.env),
       observers=[writer, env_steps], metrics=collect_metrics,
       summary_dir=summary_dir,
       summary_interval=config.train.log_every_steps,
@@ -92,6 +100,29 @@ def _collect_with_policy(config, settings, rt, writer, env_steps,
   finally:
     report.write(version)
     collect_actor.summary_writer.flush()
+
+
+def eager_policy(policy, env) -> py_tf_eager_policy.PyTFEagerPolicy:
+  """`policy` as a tf.function-backed py policy for `env`, batched or not."""
+  if env.batched:
+    return _BatchedEagerPolicy(policy)
+  return py_tf_eager_policy.PyTFEagerPolicy(policy, use_tf_function=True)
+
+
+def _num_envs(env) -> int:
+  return env.batch_size if env.batched else 1
+
+
+class _BatchedEagerPolicy(py_tf_eager_policy.PyTFEagerPolicy):
+  """For a batched env: one policy call for the whole batch of time steps;
+  numpy actions out, as the env's step expects."""
+
+  def __init__(self, policy):
+    super().__init__(policy, use_tf_function=True, batch_time_steps=False)
+
+  def _action(self, time_step, policy_state, seed=None):
+    step = super()._action(time_step, policy_state, seed)
+    return tf.nest.map_structure(lambda t: t.numpy(), step)
 
 
 class _Report:

@@ -8,6 +8,7 @@ from absl import logging
 import reverb
 import tensorflow as tf
 from tf_agents.agents import tf_agent
+from tf_agents.environments import batched_py_environment
 from tf_agents.environments import py_environment
 
 from common import agents
@@ -17,6 +18,10 @@ from common import reverb_io
 from common import shutdown
 from common import specs as specs_lib
 from common.config import ExperimentConfig
+
+
+# Env i of an actor is seeded seed + i * stride: apart from other actors'.
+_ENV_SEED_STRIDE = 1_000_003
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +44,16 @@ class ActorRuntime:
   weights: reverb_io.WeightsSync
 
 
+def load_envs(config: ExperimentConfig, seed: int,
+              num_envs: int) -> py_environment.PyEnvironment:
+  """One env, or a BatchedPyEnvironment of `num_envs` seeded apart."""
+  if num_envs == 1:
+    return envs.load_env(config.env, seed=seed)
+  return batched_py_environment.BatchedPyEnvironment(
+      [envs.load_env(config.env, seed=seed + _ENV_SEED_STRIDE * index)
+       for index in range(num_envs)], multithreading=False)
+
+
 def task_from_hostname(hostname: str) -> int:
   """A task id unique per replica: the trailing ordinal, else a hash."""
   match = re.search(r'-(\d+)$', hostname)
@@ -48,12 +63,17 @@ def task_from_hostname(hostname: str) -> int:
 
 
 def start_runtime(config: ExperimentConfig, settings: ActorSettings,
-                  seed: int, stop: shutdown.Shutdown) -> ActorRuntime:
-  """Loads the env and agent, checks the server, waits for weights v0."""
+                  seed: int, stop: shutdown.Shutdown,
+                  num_envs: int = 1) -> ActorRuntime:
+  """Loads the env(s) and agent, checks the server, waits for weights v0.
+
+  With num_envs > 1 the env is a BatchedPyEnvironment of that many, seeded
+  apart; the agent sees the specs of one.
+  """
   if settings.root_dir:
     paths.ensure_writable_dir(settings.root_dir)
   tf.random.set_seed(seed)
-  env = envs.load_env(config.env, seed=seed)
+  env = load_envs(config, seed, num_envs)
   agent, train_step = agents.make_agent(config, env)
   client = reverb_io.connect(settings.reverb_address,
                              settings.connect_timeout_s,

@@ -71,7 +71,10 @@ def define_experiment_flags(fv: flags.FlagValues = flags.FLAGS) -> List[str]:
   define(flags.DEFINE_integer, 'push_every_steps', 100,
          'The learner pushes weights every N train steps.')
   define(flags.DEFINE_integer, 'pull_every_steps', 100,
-         'Collect actors pull weights every N env steps.')
+         'Collect actors pull weights every N steps of each of their envs.')
+  define(flags.DEFINE_integer, 'envs_per_actor', 1,
+         'Environments each collect actor steps in one batch, with one '
+         'batched policy call per step.')
   define(flags.DEFINE_integer, 'checkpoint_every_steps', 5000,
          'Learner checkpoint interval (train steps).')
   define(flags.DEFINE_integer, 'policy_save_every_steps', 5000,
@@ -117,6 +120,7 @@ def experiment_config(fv: flags.FlagValues = flags.FLAGS
           max_train_steps=fv.max_train_steps,
           push_every_steps=fv.push_every_steps,
           pull_every_steps=fv.pull_every_steps,
+          envs_per_actor=fv.envs_per_actor,
           checkpoint_every_steps=fv.checkpoint_every_steps,
           policy_save_every_steps=fv.policy_save_every_steps,
           eval_every_steps=fv.eval_every_steps,

@@ -135,6 +135,7 @@ class TrainConfig:
   max_train_steps: int = 20000
   push_every_steps: int = 100
   pull_every_steps: int = 100
+  envs_per_actor: int = 1
   checkpoint_every_steps: int = 5000
   policy_save_every_steps: int = 5000
   eval_every_steps: int = 1000
@@ -143,7 +144,7 @@ class TrainConfig:
 
   def __post_init__(self):
     _check_positive(self, 'max_train_steps',
-                    'push_every_steps', 'pull_every_steps',
+                    'push_every_steps', 'pull_every_steps', 'envs_per_actor',
                     'checkpoint_every_steps', 'policy_save_every_steps',
                     'eval_episodes', 'log_every_steps')
     _check(self.eval_every_steps >= 0,

@@ -26,7 +26,8 @@ _RUN = [f'--flagfile={CARTPOLE_FLAGS}', '--max_train_steps=1000',
         '--pull_every_steps=50', '--eval_every_steps=250',
         '--eval_episodes=2', '--log_every_steps=100',
         '--checkpoint_every_steps=500', '--policy_save_every_steps=1000',
-        '--rate_limiter_slack_steps=100', '--actors=2', '--progress_every_s=2']
+        '--rate_limiter_slack_steps=100', '--actors=2', '--progress_every_s=2',
+        '--envs_per_actor=3']  # Vectorized actors, end to end.
 
 
 @pytest.fixture(scope='module')

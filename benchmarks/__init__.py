@@ -1,0 +1,1 @@
+"""Throughput benchmarks: scripts that print a table (see BENCHMARKS.md)."""

@@ -1,0 +1,121 @@
+"""Collect actor env steps/s vs the limit: the raw loop of env.step plus
+batched policy inference, for 1 and B envs per actor.
+
+    .venv/bin/python -m benchmarks.actor_throughput [--envs=1,8,32] \
+        [--experiments=cartpole_dqn,minitaur_sac] [--seconds=5] [--rounds=3]
+
+The actor is the production path (actor/collect.py's policy, ReplayWriter,
+metrics, a weights pull every --pull_every_steps steps of each env) writing
+to a real Reverb server in this process with a MinSize rate limiter, so the
+limiter never holds it. Raw loop and actor alternate for --rounds rounds on
+the same envs; the table gives medians.
+"""
+import dataclasses
+import statistics
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+from tf_agents.metrics import py_metrics
+from tf_agents.train import actor as tfa_actor
+
+from actor.collect import eager_policy
+from benchmarks import experiments
+from actor.replay_writer import ReplayWriter
+from actor.runtime import load_envs
+from common import agents
+from common import reverb_io
+from common import specs as specs_lib
+from reverb_server.server import ReplayServer
+from reverb_server.server import ServerSettings
+import portpicker
+
+_ENVS = flags.DEFINE_list('envs', ['1', '8', '32'], 'Envs per actor.')
+_EXPERIMENTS = flags.DEFINE_list(
+    'experiments', ['cartpole_dqn', 'minitaur_sac'], 'configs/<name>.flags.')
+_SECONDS = flags.DEFINE_float('seconds', 5, 'Length of one measurement.')
+_ROUNDS = flags.DEFINE_integer('rounds', 3, 'Alternating rounds.')
+
+
+def raw_steps_per_sec(env, policy, seconds: float) -> float:
+  """env.step(policy.action(time_step)) as fast as it goes."""
+  time_step = env.reset()
+  steps, start = 0, time.monotonic()
+  while time.monotonic() - start < seconds:
+    time_step = env.step(policy.action(time_step).action)
+    steps += env.batch_size if env.batched else 1
+  return steps / (time.monotonic() - start)
+
+
+def actor_steps_per_sec(actor, weights, env_steps, seconds: float) -> float:
+  """The collect loop: Actor.run (pull_every_steps per env), then a pull."""
+  first, start = env_steps.result(), time.monotonic()
+  while time.monotonic() - start < seconds:
+    actor.run()
+    weights.pull()
+  return (env_steps.result() - first) / (time.monotonic() - start)
+
+
+def measure(config, num_envs: int):
+  env = load_envs(config, seed=0, num_envs=num_envs)
+  agent, train_step = agents.make_agent(config, env)
+  policy = eager_policy(agent.collect_policy, env)
+  port = portpicker.pick_unused_port()
+  server = ReplayServer(config, ServerSettings(port=port))
+  address = f'localhost:{port}'
+  client = reverb_io.connect(address, timeout_s=30)
+  weights = reverb_io.WeightsSync(
+      address, specs_lib.variables_nest(agent, train_step))
+  weights.push()
+  env_steps = py_metrics.EnvironmentSteps()
+  writer = ReplayWriter(client, lambda: False, num_envs)
+  actor = tfa_actor.Actor(
+      env, policy, train_step,
+      steps_per_run=config.train.pull_every_steps * num_envs,
+      observers=[writer, env_steps])
+  raw_steps_per_sec(env, policy, 1.0)  # Warm up (tf.function traces).
+  actor_steps_per_sec(actor, weights, env_steps, 1.0)
+  raw, ours = [], []
+  for _ in range(_ROUNDS.value):
+    raw.append(raw_steps_per_sec(env, policy, _SECONDS.value))
+    ours.append(actor_steps_per_sec(actor, weights, env_steps,
+                                    _SECONDS.value))
+  writer.close(flush_timeout_s=10)
+  server.stop()
+  env.close()
+  return statistics.median(raw), statistics.median(ours)
+
+
+@dataclasses.dataclass
+class Row:
+  experiment: str
+  envs: int
+  raw: float
+  actor: float
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  rows = []
+  for name in _EXPERIMENTS.value:
+    config = experiments.load(name)
+    for num_envs in map(int, _ENVS.value):
+      raw, ours = measure(config, num_envs)
+      rows.append(Row(name, num_envs, raw, ours))
+      print(f'{name} envs={num_envs}: raw {raw:.0f}/s, actor {ours:.0f}/s',
+            flush=True)
+  print('\n| experiment | envs per actor | raw env+policy steps/s | actor env '
+        'steps/s | actor / raw | actor / 1-env actor |')
+  print('| --- | ---: | ---: | ---: | ---: | ---: |')
+  for row in rows:
+    single = next((r.actor for r in rows if r.experiment == row.experiment
+                   and r.envs == 1), None)
+    versus_single = f'{row.actor / single:.2f}' if single else '-'
+    print(f'| {row.experiment} | {row.envs} | {row.raw:.0f} | '
+          f'{row.actor:.0f} | {row.actor / row.raw:.2f} | {versus_single} |')
+
+
+if __name__ == '__main__':
+  app.run(main)

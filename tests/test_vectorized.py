@@ -1,0 +1,56 @@
+"""A collect actor with several envs: items never mix envs or episodes."""
+import dataclasses
+
+import numpy as np
+import reverb
+from tf_agents.policies import random_py_policy
+from tf_agents.train import actor as tfa_actor
+from tf_agents.train.utils import train_utils
+
+from actor.replay_writer import ReplayWriter
+from actor.runtime import load_envs
+from common import config as cfg
+from common.config import REPLAY_TABLE
+from reverb_server.server import ReplayServer
+from reverb_server.server import ServerSettings
+from tests.helpers import unused_port
+
+_NUM_ENVS = 3
+_STEPS = 600
+_CARTPOLE_TAU = 0.02  # gym's CartPole: x' = x + tau * x_dot, every step.
+
+
+def test_batched_envs_write_consecutive_steps_of_one_env_per_item():
+  config = cfg.ExperimentConfig(
+      env=cfg.EnvConfig('CartPole-v0'), agent=cfg.agent_defaults('dqn'),
+      replay=cfg.ReplayConfig(capacity=10_000, min_size=1,
+                              rate_limiter='min_size', samples_per_insert=64),
+      train=dataclasses.replace(cfg.TrainConfig(), envs_per_actor=_NUM_ENVS))
+  port = unused_port()
+  server = ReplayServer(config, ServerSettings(port=port))
+  try:
+    client = reverb.Client(f'localhost:{port}')
+    env = load_envs(config, seed=1, num_envs=_NUM_ENVS)
+    assert env.batch_size == _NUM_ENVS
+    writer = ReplayWriter(client, lambda: False, num_envs=_NUM_ENVS)
+    tfa_actor.Actor(
+        env, random_py_policy.RandomPyPolicy(
+            env.time_step_spec(), env.action_spec(), outer_dims=(_NUM_ENVS,)),
+        train_utils.create_train_step(), steps_per_run=_STEPS,
+        observers=[writer]).run()
+    writer.close(flush_timeout_s=10)
+    size = client.server_info()[REPLAY_TABLE].current_size
+    items = [sample.data for sample in client.sample(
+        REPLAY_TABLE, num_samples=size, emit_timesteps=False,
+        unpack_as_table_signature=True)]
+  finally:
+    server.stop()
+  assert size == writer.items_written > _STEPS // 2
+  for trajectory in items:
+    step_type, observation = trajectory.step_type, trajectory.observation
+    assert observation.shape == (2, 4)
+    # Two consecutive steps of one env's episode: never from across an
+    # episode's end, and the cart moved as CartPole's physics moves it.
+    assert step_type[0] != 2 and trajectory.next_step_type[0] == step_type[1]
+    expected_x = observation[0, 0] + _CARTPOLE_TAU * observation[0, 1]
+    np.testing.assert_allclose(observation[1, 0], expected_x, atol=1e-5)
