@@ -17,6 +17,7 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
+import numpy as np
 import portpicker
 import reverb
 import tensorflow as tf
@@ -41,11 +42,15 @@ _ITEMS = flags.DEFINE_integer('items', 20000, 'Transitions in the table.')
 
 
 def fill(address, agent, items: int) -> None:
-  """Random transitions of the agent's collect data spec."""
-  steps = [tf.nest.map_structure(
-      lambda t: t.numpy(), tensor_spec.sample_spec_nest(
-          agent.collect_data_spec, outer_dims=()))
-           for _ in range(500)]
+  """Random transitions of the agent's collect data spec (floats in
+  [-1, 1]: unbounded specs would sample values that overflow the loss)."""
+  def bounded(tensor):
+    value = tensor.numpy()
+    if np.issubdtype(value.dtype, np.floating):
+      return np.random.uniform(-1, 1, value.shape).astype(value.dtype)
+    return value
+  steps = [tf.nest.map_structure(bounded, tensor_spec.sample_spec_nest(
+      agent.collect_data_spec, outer_dims=())) for _ in range(500)]
   with reverb.Client(address).trajectory_writer(num_keep_alive_refs=2) as w:
     for i in range(items + 1):
       w.append(steps[i % len(steps)])
@@ -88,7 +93,7 @@ def measure(config):
   iterator = learner_metrics.TimedIterator(iter(dataset))
   learner = tfa_learner.Learner(settings.root_dir, train_step, agent,
                                 summary_interval=0)
-  experience = next(iter(dataset)).data  # One fixed batch.
+  experience, _ = next(iter(dataset))  # One fixed batch.
   train = tfa_common.function(agent.train)
   iterations = config.train.push_every_steps
   reverb_steps_per_sec(learner, iterator, iterations, 2.0)  # Warm up.

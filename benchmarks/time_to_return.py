@@ -1,0 +1,157 @@
+"""Wall seconds to the first greedy eval return of 200 on CartPole-v0: the
+DQN tutorial's single-process loop vs our topology with 1 and 2 actors.
+
+    .venv/bin/python -m benchmarks.time_to_return [--seeds=1,2,3] \
+        [--actors=1,2] [--timeout_s=900]
+
+Every run is a fresh process timed from its launch to the line that reports
+the return, so imports and start-up count on both sides. The tutorial loop
+(`--tutorial_seed=N` runs one) is written from the tutorial: an in-process
+Reverb table, 100 random steps, then per iteration 1 collect step and 1
+train step, and 10 greedy eval episodes every 1000 iterations. The topology
+is `deploy.launch_local --stop_at_return=200` with configs/cartpole_dqn.flags
+(the same hyperparameters). Medians over the seeds.
+"""
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+
+from benchmarks import experiments
+from benchmarks.experiments import PROJECT_ROOT
+
+_SEEDS = flags.DEFINE_list('seeds', ['1', '2', '3'], 'Seeds per variant.')
+_ACTORS = flags.DEFINE_list('actors', ['1', '2'], 'Topology actor counts.')
+_TIMEOUT_S = flags.DEFINE_float('timeout_s', 900, 'Per run.')
+_TUTORIAL_SEED = flags.DEFINE_integer(
+    'tutorial_seed', None, 'Run the tutorial loop once with this seed.')
+
+_TARGET = 200.0
+_MAX_ITERATIONS = 20000
+
+
+def tutorial_loop(seed: int) -> None:
+  """The DQN CartPole tutorial's loop; prints when eval reaches 200."""
+  # pylint: disable=g-import-not-at-top
+  import reverb
+  import tensorflow as tf
+  from tf_agents.drivers import py_driver
+  from tf_agents.policies import py_tf_eager_policy
+  from tf_agents.policies import random_tf_policy
+  from tf_agents.replay_buffers import reverb_replay_buffer
+  from tf_agents.replay_buffers import reverb_utils
+  from tf_agents.specs import tensor_spec
+  from tf_agents.utils import common as tfa_common
+  from common import agents
+  from common import envs
+  from common.config import EnvConfig
+  # pylint: enable=g-import-not-at-top
+  tf.random.set_seed(seed)
+  train_env = envs.load_env(EnvConfig('CartPole-v0'), seed=seed)
+  eval_env = envs.load_env(EnvConfig('CartPole-v0'), seed=seed + 100000)
+  agent, _ = agents.make_agent(experiments.load('cartpole_dqn'), train_env)
+  table = reverb.Table(
+      'uniform_table', max_size=100000, sampler=reverb.selectors.Uniform(),
+      remover=reverb.selectors.Fifo(),
+      rate_limiter=reverb.rate_limiters.MinSize(1),
+      signature=tensor_spec.add_outer_dim(
+          tensor_spec.from_spec(agent.collect_data_spec)))
+  server = reverb.Server([table])
+  replay = reverb_replay_buffer.ReverbReplayBuffer(
+      agent.collect_data_spec, table_name='uniform_table', sequence_length=2,
+      local_server=server)
+  observer = reverb_utils.ReverbAddTrajectoryObserver(
+      replay.py_client, 'uniform_table', sequence_length=2)
+  random_policy = random_tf_policy.RandomTFPolicy(
+      train_env.time_step_spec(), train_env.action_spec())
+  py_driver.PyDriver(
+      train_env, py_tf_eager_policy.PyTFEagerPolicy(
+          random_policy, use_tf_function=True),
+      [observer], max_steps=100).run(train_env.reset())
+  iterator = iter(replay.as_dataset(num_parallel_calls=3, sample_batch_size=64,
+                                    num_steps=2).prefetch(3))
+  agent.train = tfa_common.function(agent.train)
+  collect = py_driver.PyDriver(
+      train_env, py_tf_eager_policy.PyTFEagerPolicy(
+          agent.collect_policy, use_tf_function=True), [observer], max_steps=1)
+  greedy = py_tf_eager_policy.PyTFEagerPolicy(agent.policy,
+                                              use_tf_function=True)
+  time_step = train_env.reset()
+  for iteration in range(1, _MAX_ITERATIONS + 1):
+    time_step, _ = collect.run(time_step)
+    experience, _ = next(iterator)
+    agent.train(experience)
+    if iteration % 1000 == 0:
+      average = _average_return(eval_env, greedy, episodes=10)
+      print(f'iteration {iteration} average return {average:.1f}', flush=True)
+      if average >= _TARGET:
+        print(f'Reached {_TARGET:.0f} at iteration {iteration}', flush=True)
+        return
+
+
+def _average_return(env, policy, episodes: int) -> float:
+  total = 0.0
+  for _ in range(episodes):
+    time_step = env.reset()
+    while not time_step.is_last():
+      time_step = env.step(policy.action(time_step).action)
+      total += float(time_step.reward)
+  return total / episodes
+
+
+def timed_run(command, pattern: str) -> float:
+  """Seconds from launching `command` to its first line matching `pattern`."""
+  start = time.monotonic()
+  with subprocess.Popen(command, stdout=subprocess.PIPE,
+                        stderr=subprocess.DEVNULL, text=True,
+                        cwd=PROJECT_ROOT) as process:
+    try:
+      for line in process.stdout:
+        if re.search(pattern, line):
+          return time.monotonic() - start
+        if time.monotonic() - start > _TIMEOUT_S.value:
+          break
+      return float('nan')
+    finally:
+      process.terminate()
+      process.wait()
+
+
+def main(argv):
+  del argv
+  if _TUTORIAL_SEED.value is not None:
+    tutorial_loop(_TUTORIAL_SEED.value)
+    return
+  variants = {'tutorial loop': lambda seed: (
+      [sys.executable, '-m', 'benchmarks.time_to_return',
+       f'--tutorial_seed={seed}'], r'^Reached 200')}
+  for actors in map(int, _ACTORS.value):
+    variants[f'topology, {actors} actor(s)'] = (
+        lambda seed, actors=actors: (
+            [sys.executable, '-m', 'deploy.launch_local',
+             '--flagfile=configs/cartpole_dqn.flags', f'--actors={actors}',
+             '--stop_at_return=200', f'--seed={seed}',
+             f'--root_dir={tempfile.mkdtemp()}'], r'^Eval return 200'))
+  results = {name: [] for name in variants}
+  for seed in map(int, _SEEDS.value):  # Interleaved: noise hits all alike.
+    for name, command_for in variants.items():
+      seconds = timed_run(*command_for(seed))
+      results[name].append(seconds)
+      print(f'seed {seed} {name}: {seconds:.0f}s', flush=True)
+  tutorial = statistics.median(results['tutorial loop'])
+  print('\n| variant | seconds to eval return 200 (per seed) | median | '
+        'vs tutorial loop |')
+  print('| --- | --- | ---: | ---: |')
+  for name, seconds in results.items():
+    median = statistics.median(seconds)
+    print(f'| {name} | {", ".join(f"{s:.0f}" for s in seconds)} | '
+          f'{median:.0f} | {median / tutorial:.2f} |')
+
+
+if __name__ == '__main__':
+  app.run(main)
