@@ -27,9 +27,6 @@ from actor.runtime import load_envs
 from common import agents
 from common import reverb_io
 from common import specs as specs_lib
-from reverb_server.server import ReplayServer
-from reverb_server.server import ServerSettings
-import portpicker
 
 _ENVS = flags.DEFINE_list('envs', ['1', '8', '32'], 'Envs per actor.')
 _EXPERIMENTS = flags.DEFINE_list(
@@ -61,9 +58,7 @@ def measure(config, num_envs: int):
   env = load_envs(config, seed=0, num_envs=num_envs)
   agent, train_step = agents.make_agent(config, env)
   policy = eager_policy(agent.collect_policy, env)
-  port = portpicker.pick_unused_port()
-  server = ReplayServer(config, ServerSettings(port=port))
-  address = f'localhost:{port}'
+  server, address = experiments.start_server(config)
   client = reverb_io.connect(address, timeout_s=30)
   weights = reverb_io.WeightsSync(
       address, specs_lib.variables_nest(agent, train_step))

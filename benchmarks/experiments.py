@@ -1,11 +1,15 @@
 """The benchmarks' experiments: a configs/ flagfile with an unblocking
 replay table (MinSize limiter, room for every insert)."""
 import os
+from typing import Tuple
 
 from absl import flags
+import portpicker
 
 from common import cli
 from common.config import ExperimentConfig
+from reverb_server.server import ReplayServer
+from reverb_server.server import ServerSettings
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -19,3 +23,9 @@ def load(name: str, *overrides: str) -> ExperimentConfig:
       '--rate_limiter=min_size', '--initial_collect_steps=1',
       '--replay_capacity=1000000', *overrides])
   return cli.experiment_config(fv)
+
+
+def start_server(config: ExperimentConfig) -> Tuple[ReplayServer, str]:
+  """The experiment's tables on a free local port; the server, its address."""
+  port = portpicker.pick_unused_port()
+  return ReplayServer(config, ServerSettings(port=port)), f'localhost:{port}'

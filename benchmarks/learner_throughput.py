@@ -18,7 +18,6 @@ from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
-import portpicker
 import reverb
 import tensorflow as tf
 from tf_agents.specs import tensor_spec
@@ -31,8 +30,6 @@ from common import envs
 from common.config import REPLAY_TABLE
 from learner import metrics as learner_metrics
 from learner import train as learner_train
-from reverb_server.server import ReplayServer
-from reverb_server.server import ServerSettings
 
 _EXPERIMENTS = flags.DEFINE_list(
     'experiments', ['cartpole_dqn', 'minitaur_sac'], 'configs/<name>.flags.')
@@ -83,9 +80,7 @@ def measure(config):
   env = envs.load_env(config.env)
   agent, train_step = agents.make_agent(config, env)
   env.close()
-  port = portpicker.pick_unused_port()
-  server = ReplayServer(config, ServerSettings(port=port))
-  address = f'localhost:{port}'
+  server, address = experiments.start_server(config)
   fill(address, agent, _ITEMS.value)
   settings = learner_train.LearnerSettings(
       reverb_address=address, root_dir=tempfile.mkdtemp())

@@ -31,9 +31,11 @@ def read_eval_returns(csv_path: str) -> List[dict]:
     return [row for row in csv.DictReader(f) if row.get('average_return')]
 
 
-def take_snapshot(client: reverb.Client, csv_path: str) -> Snapshot:
+def take_snapshot(client: reverb.Client,
+                  csv_path: Optional[str] = None) -> Snapshot:
+  """Server counters, and the last eval row when given the results CSV."""
   table = client.server_info(timeout=5)[REPLAY_TABLE]
-  rows = read_eval_returns(csv_path)
+  rows = read_eval_returns(csv_path) if csv_path else []
   last = rows[-1] if rows else None
   return Snapshot(
       time=time.monotonic(),

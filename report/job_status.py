@@ -21,7 +21,7 @@ def status_lines(address: Optional[str], root_dir: Optional[str],
     client = reverb.Client(address)
     try:
       client.server_info(timeout=5)
-      lines += _server_lines(client, address, root_dir, interval_s)
+      lines += _server_lines(client, address, interval_s)
     except (reverb.errors.DeadlineExceededError, RuntimeError) as e:
       lines.append(f'Reverb server {address}: NOT ANSWERING ({e})')
       answered = False
@@ -30,11 +30,10 @@ def status_lines(address: Optional[str], root_dir: Optional[str],
   return lines, answered
 
 
-def _server_lines(client, address, root_dir, interval_s) -> List[str]:
-  csv_path = returns_csv_path(root_dir or '')
-  first = progress.take_snapshot(client, csv_path)
+def _server_lines(client, address, interval_s) -> List[str]:
+  first = progress.take_snapshot(client)
   time.sleep(interval_s)
-  last = progress.take_snapshot(client, csv_path)
+  last = progress.take_snapshot(client)
   seconds = last.time - first.time
   step = '- (no weights pushed yet)' if last.train_step is None else (
       f'{last.train_step} '
