@@ -6,8 +6,8 @@ batched policy inference, for 1 and B envs per actor.
 
 The actor is the production path (actor/collect.py's policy, ReplayWriter,
 metrics, a weights pull every --pull_every_steps steps of each env) writing
-to a real Reverb server in this process with a MinSize rate limiter, so the
-limiter never holds it. Raw loop and actor alternate for --rounds rounds on
+to a Reverb server process with a MinSize rate limiter, so the limiter
+never holds it. Raw loop and actor alternate for --rounds rounds on
 the same envs; the table gives medians.
 """
 import dataclasses
@@ -54,30 +54,30 @@ def actor_steps_per_sec(actor, weights, env_steps, seconds: float) -> float:
   return (env_steps.result() - first) / (time.monotonic() - start)
 
 
-def measure(config, num_envs: int):
+def measure(name: str, num_envs: int):
+  config = experiments.load(name)
   env = load_envs(config, seed=0, num_envs=num_envs)
   agent, train_step = agents.make_agent(config, env)
   policy = eager_policy(agent.collect_policy, env)
-  server, address = experiments.start_server(config)
-  client = reverb_io.connect(address, timeout_s=30)
-  weights = reverb_io.WeightsSync(
-      address, specs_lib.variables_nest(agent, train_step))
-  weights.push()
-  env_steps = py_metrics.EnvironmentSteps()
-  writer = ReplayWriter(client, lambda: False, num_envs)
-  actor = tfa_actor.Actor(
-      env, policy, train_step,
-      steps_per_run=config.train.pull_every_steps * num_envs,
-      observers=[writer, env_steps])
-  raw_steps_per_sec(env, policy, 1.0)  # Warm up (tf.function traces).
-  actor_steps_per_sec(actor, weights, env_steps, 1.0)
-  raw, ours = [], []
-  for _ in range(_ROUNDS.value):
-    raw.append(raw_steps_per_sec(env, policy, _SECONDS.value))
-    ours.append(actor_steps_per_sec(actor, weights, env_steps,
-                                    _SECONDS.value))
-  writer.close(flush_timeout_s=10)
-  server.stop()
+  with experiments.server_process(name) as address:
+    weights = reverb_io.WeightsSync(
+        address, specs_lib.variables_nest(agent, train_step))
+    weights.push()
+    env_steps = py_metrics.EnvironmentSteps()
+    writer = ReplayWriter(reverb_io.connect(address, timeout_s=30),
+                          lambda: False, num_envs)
+    actor = tfa_actor.Actor(
+        env, policy, train_step,
+        steps_per_run=config.train.pull_every_steps * num_envs,
+        observers=[writer, env_steps])
+    raw_steps_per_sec(env, policy, 1.0)  # Warm up (tf.function traces).
+    actor_steps_per_sec(actor, weights, env_steps, 1.0)
+    raw, ours = [], []
+    for _ in range(_ROUNDS.value):
+      raw.append(raw_steps_per_sec(env, policy, _SECONDS.value))
+      ours.append(actor_steps_per_sec(actor, weights, env_steps,
+                                      _SECONDS.value))
+    writer.close(flush_timeout_s=10)
   env.close()
   return statistics.median(raw), statistics.median(ours)
 
@@ -95,9 +95,8 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   rows = []
   for name in _EXPERIMENTS.value:
-    config = experiments.load(name)
     for num_envs in map(int, _ENVS.value):
-      raw, ours = measure(config, num_envs)
+      raw, ours = measure(name, num_envs)
       rows.append(Row(name, num_envs, raw, ours))
       print(f'{name} envs={num_envs}: raw {raw:.0f}/s, actor {ours:.0f}/s',
             flush=True)

@@ -4,11 +4,12 @@ in-memory batch (the limit), for DQN CartPole and SAC Minitaur.
     .venv/bin/python -m benchmarks.learner_throughput \
         [--experiments=cartpole_dqn,minitaur_sac] [--seconds=10] [--rounds=3]
 
-The Reverb side is the production path (learner/train.py's dataset, the
-TF-Agents Learner running --push_every_steps steps per call, the timed
-iterator) against a Reverb server in this process whose table holds
---items random transitions under a MinSize limiter, so sampling never
-waits for actors. Both sides alternate for --rounds rounds; medians.
+On Reverb, the TF-Agents Learner runs --push_every_steps steps per call
+through the timed iterator, fed by either our input pipeline
+(learner/replay_input.py, the production path) or TF-Agents' own replay
+dataset. The Reverb server is a separate process whose table holds --items
+random transitions under a MinSize limiter, so sampling never waits for
+actors. The three alternate for --rounds rounds; medians.
 """
 import statistics
 import tempfile
@@ -20,6 +21,7 @@ from absl import logging
 import numpy as np
 import reverb
 import tensorflow as tf
+from tf_agents.replay_buffers import reverb_replay_buffer
 from tf_agents.specs import tensor_spec
 from tf_agents.train import learner as tfa_learner
 from tf_agents.utils import common as tfa_common
@@ -28,8 +30,9 @@ from benchmarks import experiments
 from common import agents
 from common import envs
 from common.config import REPLAY_TABLE
+from common.config import SEQUENCE_LENGTH
 from learner import metrics as learner_metrics
-from learner import train as learner_train
+from learner import replay_input
 
 _EXPERIMENTS = flags.DEFINE_list(
     'experiments', ['cartpole_dqn', 'minitaur_sac'], 'configs/<name>.flags.')
@@ -76,33 +79,51 @@ def memory_steps_per_sec(train, experience, seconds):
   return steps / (time.monotonic() - start)
 
 
-def measure(config):
+def tf_agents_dataset(config, agent, address) -> tf.data.Dataset:
+  """TF-Agents' own replay dataset, as its examples configure it."""
+  replay = reverb_replay_buffer.ReverbReplayBuffer(
+      agent.collect_data_spec, table_name=REPLAY_TABLE,
+      sequence_length=SEQUENCE_LENGTH, server_address=address)
+  return replay.as_dataset(
+      sample_batch_size=config.agent.batch_size, num_steps=SEQUENCE_LENGTH,
+      num_parallel_calls=3).prefetch(3)
+
+
+def measure(name: str):
+  """Medians of train steps/s: {input: (rate, data wait)}, in-memory rate."""
+  config = experiments.load(name)
   env = envs.load_env(config.env)
   agent, train_step = agents.make_agent(config, env)
   env.close()
-  server, address = experiments.start_server(config)
-  fill(address, agent, _ITEMS.value)
-  settings = learner_train.LearnerSettings(
-      reverb_address=address, root_dir=tempfile.mkdtemp())
-  dataset = learner_train._dataset(config, agent, settings)  # pylint: disable=protected-access
-  iterator = learner_metrics.TimedIterator(iter(dataset))
-  learner = tfa_learner.Learner(settings.root_dir, train_step, agent,
-                                summary_interval=0)
-  experience, _ = next(iter(dataset))  # One fixed batch.
-  train = tfa_common.function(agent.train)
-  iterations = config.train.push_every_steps
-  reverb_steps_per_sec(learner, iterator, iterations, 2.0)  # Warm up.
-  memory_steps_per_sec(train, experience, 2.0)
-  on_reverb, waits, in_memory = [], [], []
-  for _ in range(_ROUNDS.value):
-    rate, wait = reverb_steps_per_sec(learner, iterator, iterations,
-                                      _SECONDS.value)
-    on_reverb.append(rate)
-    waits.append(wait)
-    in_memory.append(memory_steps_per_sec(train, experience, _SECONDS.value))
-  server.stop()
-  return (statistics.median(on_reverb), statistics.median(waits),
-          statistics.median(in_memory))
+  with experiments.server_process(name) as address:
+    fill(address, agent, _ITEMS.value)
+    datasets = {
+        'ours': replay_input.replay_dataset(
+            address, agent.collect_data_spec, config.agent.batch_size),
+        'tf_agents': tf_agents_dataset(config, agent, address),
+    }
+    iterators = {key: learner_metrics.TimedIterator(iter(dataset))
+                 for key, dataset in datasets.items()}
+    learner = tfa_learner.Learner(tempfile.mkdtemp(), train_step, agent,
+                                  summary_interval=0)
+    experience, _ = next(iter(datasets['ours']))  # One fixed batch.
+    train = tfa_common.function(agent.train)
+    iterations = config.train.push_every_steps
+    for iterator in iterators.values():  # Warm up.
+      reverb_steps_per_sec(learner, iterator, iterations, 2.0)
+    memory_steps_per_sec(train, experience, 2.0)
+    on_reverb = {key: [] for key in iterators}
+    in_memory = []
+    for _ in range(_ROUNDS.value):
+      for key, iterator in iterators.items():
+        on_reverb[key].append(reverb_steps_per_sec(
+            learner, iterator, iterations, _SECONDS.value))
+      in_memory.append(memory_steps_per_sec(train, experience,
+                                            _SECONDS.value))
+  medians = {key: (statistics.median(r for r, _ in runs),
+                   statistics.median(w for _, w in runs))
+             for key, runs in on_reverb.items()}
+  return medians, statistics.median(in_memory)
 
 
 def main(argv):
@@ -110,17 +131,18 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   rows = []
   for name in _EXPERIMENTS.value:
-    config = experiments.load(name)
-    rate, wait, limit = measure(config)
-    rows.append((name, config.agent.batch_size, rate, wait, limit))
-    print(f'{name}: Reverb {rate:.1f}/s (data wait {100 * wait:.0f}%), '
-          f'in memory {limit:.1f}/s', flush=True)
-  print('\n| experiment | batch | train steps/s on Reverb | data wait | '
-        'train steps/s on one in-memory batch | Reverb / in-memory |')
-  print('| --- | ---: | ---: | ---: | ---: | ---: |')
-  for name, batch, rate, wait, limit in rows:
-    print(f'| {name} | {batch} | {rate:.1f} | {100 * wait:.0f}% | '
-          f'{limit:.1f} | {rate / limit:.2f} |')
+    on_reverb, limit = measure(name)
+    rows.append((name, experiments.load(name).agent.batch_size, on_reverb,
+                 limit))
+    print(f'{name}: {on_reverb}, in memory {limit:.1f}/s', flush=True)
+  print('\n| experiment | batch | in-memory limit | TF-Agents dataset '
+        '(data wait) | / limit | ours (data wait) | / limit |')
+  print('| --- | ---: | ---: | ---: | ---: | ---: | ---: |')
+  for name, batch, on_reverb, limit in rows:
+    cells = [f'{on_reverb[key][0]:.1f} ({100 * on_reverb[key][1]:.0f}%) | '
+             f'{on_reverb[key][0] / limit:.2f}'
+             for key in ('tf_agents', 'ours')]
+    print(f'| {name} | {batch} | {limit:.1f} | {" | ".join(cells)} |')
 
 
 if __name__ == '__main__':

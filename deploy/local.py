@@ -99,18 +99,20 @@ def build_children(settings: LaunchSettings, port: int) -> Dict[str, Child]:
   os.makedirs(logs, exist_ok=True)
   base = [sys.executable, '-m']
   experiment = f'--flagfile={settings.flagfile}'
-  address = f'--reverb_address=localhost:{port}'
+  # Everything starts at once: the others wait for the server meanwhile.
+  address = [f'--reverb_address=localhost:{port}',
+             f'--connect_timeout_s={settings.startup_timeout_s}']
   root = f'--root_dir={settings.root_dir}'
   checkpoints = os.path.join(settings.root_dir, 'reverb_checkpoints')
   commands = {'reverb_server': ['reverb_server', experiment, f'--port={port}',
                                 f'--checkpoint_dir={checkpoints}'],
-              'learner': ['learner', experiment, address, root,
+              'learner': ['learner', experiment, *address, root,
                           f'--strategy={settings.strategy}']}
   for task in range(settings.actors):
-    commands[f'actor_{task}'] = ['actor', experiment, address, root,
+    commands[f'actor_{task}'] = ['actor', experiment, *address, root,
                                  f'--task={task}']
   if settings.eval:
-    commands['eval'] = ['actor', experiment, address, root, '--mode=eval']
+    commands['eval'] = ['actor', experiment, *address, root, '--mode=eval']
   if settings.tensorboard_port:
     commands[_TENSORBOARD] = [
         'tensorboard.main', f'--logdir={settings.root_dir}', '--host=localhost',
@@ -139,11 +141,10 @@ def run_local(settings: LaunchSettings, stop: shutdown.Shutdown) -> int:
   print(f'Starting {len(children)} processes; logs in '
         f'{settings.root_dir}/logs', flush=True)
   try:
-    children['reverb_server'].start(env)
+    for child in children.values():
+      child.start(env)
     client = _wait_for_server(children['reverb_server'], port,
                               settings.startup_timeout_s)
-    for child in list(children.values())[1:]:
-      child.start(env)
     for child in children.values():
       print(f'  {child.name:<14} pid {child.process.pid:<8} {child.log_path}',
             flush=True)

@@ -9,6 +9,7 @@ from absl import flags
 from common import cli
 from common.config import STRATEGIES
 from common.config import StrategyConfig
+from learner.replay_input import InputSettings
 from learner.train import LearnerSettings
 from learner.train import run_learner
 
@@ -27,6 +28,9 @@ _CONNECT_TIMEOUT_S = flags.DEFINE_float(
 _STALL_LOG_S = flags.DEFINE_float(
     'stall_log_s', 30, 'Log the replay table\'s numbers when no train step '
     'happened for this long.')
+_SAMPLING_WORKERS = flags.DEFINE_integer(
+    'sampling_workers', 0, 'Threads sampling from Reverb for the learner; '
+    '0: one per CPU available to it.', lower_bound=0)
 
 
 def main():
@@ -36,7 +40,8 @@ def main():
       reverb_address=_REVERB_ADDRESS.value, root_dir=_ROOT_DIR.value,
       strategy=StrategyConfig(kind=_STRATEGY.value, tpu_address=_TPU.value),
       connect_timeout_s=_CONNECT_TIMEOUT_S.value,
-      stall_log_s=_STALL_LOG_S.value)
+      stall_log_s=_STALL_LOG_S.value,
+      sampling=InputSettings(sampling_workers=_SAMPLING_WORKERS.value))
   run_learner(config, settings, shutdown.Shutdown(grace_s=20))
 
 

@@ -6,7 +6,6 @@ import threading
 from absl import logging
 import reverb
 import tensorflow as tf
-from tf_agents.replay_buffers import reverb_replay_buffer
 from tf_agents.train import learner as tfa_learner
 from tf_agents.train import triggers
 
@@ -17,10 +16,9 @@ from common import reverb_io
 from common import shutdown
 from common import specs as specs_lib
 from common.config import ExperimentConfig
-from common.config import REPLAY_TABLE
-from common.config import SEQUENCE_LENGTH
 from common.config import StrategyConfig
 from learner import metrics as learner_metrics
+from learner import replay_input
 
 POLICIES_DIR = tfa_learner.POLICY_SAVED_MODEL_DIR
 
@@ -31,6 +29,7 @@ class LearnerSettings:
   reverb_address: str
   root_dir: str
   strategy: StrategyConfig = StrategyConfig()
+  sampling: replay_input.InputSettings = replay_input.InputSettings()
   connect_timeout_s: float = 30.0
   stall_log_s: float = 30.0
 
@@ -63,7 +62,9 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
 
   with strategy.scope():
     experience = iter(strategy.distribute_datasets_from_function(
-        lambda _: _dataset(config, agent, settings)))
+        lambda _: replay_input.replay_dataset(
+            settings.reverb_address, agent.collect_data_spec,
+            config.agent.batch_size, settings.sampling)))
   timed_experience = learner_metrics.TimedIterator(experience)
   learner = tfa_learner.Learner(
       settings.root_dir, train_step, agent,
@@ -119,15 +120,6 @@ def _watch_for_stalls(address, train_step, stop, every_s) -> None:
       last = step
 
   threading.Thread(target=watch, daemon=True, name='stall-watch').start()
-
-
-def _dataset(config, agent, settings) -> tf.data.Dataset:
-  replay = reverb_replay_buffer.ReverbReplayBuffer(
-      agent.collect_data_spec, table_name=REPLAY_TABLE,
-      sequence_length=SEQUENCE_LENGTH, server_address=settings.reverb_address)
-  return replay.as_dataset(
-      sample_batch_size=config.agent.batch_size, num_steps=SEQUENCE_LENGTH,
-      num_parallel_calls=min(3, config.agent.batch_size)).prefetch(3)
 
 
 def _train_loop(config, learner, experience, weights, summaries,

@@ -21,11 +21,12 @@ from tests.helpers import run_module
 from tests.helpers import scalar_values
 from tests.helpers import unused_port
 
-_RUN = [f'--flagfile={CARTPOLE_FLAGS}', '--max_train_steps=1000',
+# Long enough (3000 steps) for the status command to start while it trains.
+_RUN = [f'--flagfile={CARTPOLE_FLAGS}', '--max_train_steps=3000',
         '--initial_collect_steps=200', '--push_every_steps=50',
-        '--pull_every_steps=50', '--eval_every_steps=250',
+        '--pull_every_steps=50', '--eval_every_steps=500',
         '--eval_episodes=2', '--log_every_steps=100',
-        '--checkpoint_every_steps=500', '--policy_save_every_steps=1000',
+        '--checkpoint_every_steps=1000', '--policy_save_every_steps=3000',
         '--rate_limiter_slack_steps=100', '--actors=2', '--progress_every_s=2',
         '--envs_per_actor=3']  # Vectorized actors, end to end.
 
@@ -88,7 +89,7 @@ def test_status_of_a_stopped_job_says_so(run):
       f'--root_dir={root_dir}'], 60)
   assert result.returncode == 1
   assert 'NOT ANSWERING' in result.stdout
-  assert re.search(r'last eval return [-\d.]+ at train step 1000',
+  assert re.search(r'last eval return [-\d.]+ at train step 3000',
                    result.stdout), result.stdout
 
 
@@ -144,7 +145,7 @@ def test_plot_overlays_runs_with_one_point_per_evaluation(run, tmp_path):
   root_dir, _, _ = run
   evaluations = len(read_eval_returns(
       os.path.join(root_dir, 'eval', 'returns.csv')))
-  assert evaluations >= 3  # 0, 250, 500, 750, 1000 as eval keeps up.
+  assert evaluations >= 3  # 0, 500, ..., 3000 as eval keeps up.
   out = tmp_path / 'two.png'
   result = run_module('report.plot', [
       f'--root_dir={root_dir}', f'--root_dir={root_dir}', '--labels=a,b',

@@ -1,0 +1,58 @@
+"""The learner's input: batches of transitions sampled from the replay table.
+
+TF-Agents' `ReverbReplayBuffer.as_dataset` interleaves up to 32 Reverb
+datasets and maps every single item before batching. For small items (a
+CartPole transition) that per-item work is most of the cost: over gRPC it
+delivered 166 batches of 64/s where this pipeline delivers 420-525
+(benchmarks/learner_throughput.py, BENCHMARKS.md). Here one Reverb dataset
+with several sampling workers is batched first, and the sample info is
+broadcast over the time axis once per batch.
+"""
+import dataclasses
+import os
+
+import reverb
+import tensorflow as tf
+
+from common.config import REPLAY_TABLE
+from common.config import SEQUENCE_LENGTH
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSettings:
+  """How the learner samples.
+
+  sampling_workers: threads streaming samples from the server; 0: one per
+    CPU this process may use (Reverb's advice).
+  in_flight_batches: samples requested per worker, in batches.
+  prefetch_batches: ready batches buffered ahead of the train step.
+  """
+  sampling_workers: int = 0
+  in_flight_batches: int = 2
+  prefetch_batches: int = 4
+
+
+def replay_dataset(address: str, data_spec, batch_size: int,
+                   settings: InputSettings = InputSettings()
+                   ) -> tf.data.Dataset:
+  """(trajectory [batch, SEQUENCE_LENGTH, ...], sample info [batch, ...])."""
+  dtypes = tf.nest.map_structure(lambda spec: spec.dtype, data_spec)
+  shapes = tf.nest.map_structure(
+      lambda spec: tf.TensorShape([SEQUENCE_LENGTH]).concatenate(spec.shape),
+      data_spec)
+  samples = reverb.TrajectoryDataset(
+      address, REPLAY_TABLE, dtypes, shapes,
+      max_in_flight_samples_per_worker=settings.in_flight_batches * batch_size,
+      num_workers_per_iterator=(settings.sampling_workers
+                                or len(os.sched_getaffinity(0))))
+  return samples.batch(batch_size, drop_remainder=True).map(
+      _split_info).prefetch(settings.prefetch_batches)
+
+
+def _split_info(sample: reverb.ReplaySample):
+  """The Learner's (experience, info) pair, info repeated along time as
+  TF-Agents' own replay dataset gives it."""
+  info = tf.nest.map_structure(
+      lambda t: tf.repeat(t[:, tf.newaxis], SEQUENCE_LENGTH, axis=1),
+      sample.info)
+  return sample.data, info
