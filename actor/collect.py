@@ -1,15 +1,16 @@
 """The collect loop: random initial collection, then the agent's collect policy."""
 import os
 import time
+from typing import Optional
 
 from absl import logging
 import tensorflow as tf
-from tf_agents.metrics import py_metrics
 from tf_agents.policies import py_tf_eager_policy
 from tf_agents.policies import random_py_policy
 from tf_agents.train import actor as tfa_actor
 
 from actor import runtime as runtime_lib
+from actor.episode_stats import EpisodeStats
 from actor.replay_writer import ReplayWriter
 from actor.replay_writer import StopCollection
 from common import reverb_io
@@ -29,25 +30,25 @@ def run_collect(config: ExperimentConfig, settings: runtime_lib.ActorSettings,
   runtime_lib.stop_when_learner_done(stop, settings.reverb_address,
                                      config.train.max_train_steps)
   writer = ReplayWriter(rt.client, lambda: stop.requested, num_envs)
-  env_steps = py_metrics.EnvironmentSteps()
+  random_stats, stats = EpisodeStats(num_envs), EpisodeStats(num_envs)
   flush_timeout_s = 2.0
   try:
-    _collect_random(config, rt, writer, env_steps, stop)
+    _collect_random(config, rt, writer, random_stats, stop)
     writer.end_episode()  # No item spans both policies.
-    _collect_with_policy(config, settings, rt, writer, env_steps, stop)
+    _collect_with_policy(config, settings, rt, writer, stats, stop)
   except StopCollection as stopped:
     if stopped.server_blocked:
       flush_timeout_s = 0  # The server is not taking items: do not wait.
   finally:
     writer.close(flush_timeout_s)
-  steps = int(env_steps.result())
+  steps = random_stats.env_steps + stats.env_steps
   logging.info('Actor %d done: %d env steps, %d items written, last policy '
                'version %d (%s)', settings.task, steps, writer.items_written,
                rt.weights.version, stop.reason or 'max_train_steps reached')
   return steps
 
 
-def _collect_random(config, rt, writer, env_steps, stop) -> None:
+def _collect_random(config, rt, writer, stats, stop) -> None:
   """Random steps until the table holds the initial collection (shared)."""
   random_actor = tfa_actor.Actor(
       rt.env,
@@ -55,7 +56,7 @@ def _collect_random(config, rt, writer, env_steps, stop) -> None:
           rt.env.time_step_spec(), rt.env.action_spec(),
           outer_dims=(rt.env.batch_size,) if rt.env.batched else None),
       rt.train_step, steps_per_run=_RANDOM_STEPS_PER_CHECK,
-      observers=[writer, env_steps])
+      observers=[writer, stats])
   while not stop.requested:
     size = reverb_io.table_size(rt.client)
     if size >= config.replay.min_size:
@@ -63,31 +64,18 @@ def _collect_random(config, rt, writer, env_steps, stop) -> None:
     random_actor.run()
     writer.end_episode()  # Flushes, so the table size above is current.
   logging.info('Initial random collection done: %d env steps here',
-               int(env_steps.result()))
+               stats.env_steps)
 
 
-def _collect_with_policy(config, settings, rt, writer, env_steps,
-                         stop) -> None:
-  policy = eager_policy(rt.agent.collect_policy, rt.env)
+def _collect_with_policy(config, settings, rt, writer, stats, stop) -> None:
   summary_dir = (os.path.join(settings.root_dir, 'actors',
                               f'task_{settings.task}')
                  if settings.root_dir else None)
-  metric_batch = rt.env.batch_size if rt.env.batched else None
-  collect_metrics = [
-      py_metrics.NumberOfEpisodes(), py_metrics.EnvironmentSteps(),
-      py_metrics.AverageReturnMetric(buffer_size=10, batch_size=metric_batch),
-      py_metrics.AverageEpisodeLengthMetric(buffer_size=10,
-                                            batch_size=metric_batch)]
-  collect_actor = tfa_actor.Actor(
-      rt.env, policy, rt.train_step,
-      # Each env steps pull_every_steps times between pulls.
-      steps_per_run=config.train.pull_every_steps * _num_envs(rt.env),
-      observers=[writer, env_steps], metrics=collect_metrics,
-      summary_dir=summary_dir,
-      summary_interval=config.train.log_every_steps,
-      name=f'actor_{settings.task}')
-  report = _Report(settings.task, rt.client, collect_actor, env_steps,
-                   collect_metrics)
+  collect_actor = make_collect_actor(
+      config, rt.env, eager_policy(rt.agent.collect_policy, rt.env),
+      rt.train_step, writer, stats, summary_dir)
+  report = _Report(settings.task, rt.client, collect_actor.summary_writer,
+                   stats)
   version = rt.weights.version
   try:
     while not stop.requested:
@@ -100,6 +88,17 @@ def _collect_with_policy(config, settings, rt, writer, env_steps,
   finally:
     report.write(version)
     collect_actor.summary_writer.flush()
+
+
+def make_collect_actor(config: ExperimentConfig, env, policy, train_step,
+                       writer: ReplayWriter, stats: EpisodeStats,
+                       summary_dir: Optional[str]) -> tfa_actor.Actor:
+  """TF-Agents' Actor with the writer and the stats as observers; one run()
+  steps each env pull_every_steps times (the weights pull interval)."""
+  return tfa_actor.Actor(
+      env, policy, train_step,
+      steps_per_run=config.train.pull_every_steps * _num_envs(env),
+      observers=[writer, stats], summary_dir=summary_dir)
 
 
 def eager_policy(policy, env) -> py_tf_eager_policy.PyTFEagerPolicy:
@@ -128,26 +127,26 @@ class _BatchedEagerPolicy(py_tf_eager_policy.PyTFEagerPolicy):
 class _Report:
   """Logs and summarizes the actor's Actor/* scalars."""
 
-  def __init__(self, task, client, collect_actor, env_steps, collect_metrics):
+  def __init__(self, task, client, summary_writer, stats: EpisodeStats):
     self._task = task
     self._client = client
-    self._writer = collect_actor.summary_writer
-    self._env_steps = env_steps
-    self._metrics = {m.name: m for m in collect_metrics}
-    self._last_steps = int(env_steps.result())
+    self._writer = summary_writer
+    self._stats = stats
+    self._last_steps = stats.env_steps
     self._last_time = time.monotonic()
 
   def seconds_since_last(self) -> float:
     return time.monotonic() - self._last_time
 
   def write(self, version: int) -> None:
-    steps, now = int(self._env_steps.result()), time.monotonic()
+    steps, now = self._stats.env_steps, time.monotonic()
     learner_step = reverb_io.learner_train_step(self._client) or version
     values = {
         'Actor/env_steps_per_sec':
             (steps - self._last_steps) / max(now - self._last_time, 1e-6),
-        'Actor/episodes': float(self._metrics['NumberOfEpisodes'].result()),
-        'Actor/average_return': float(self._metrics['AverageReturn'].result()),
+        'Actor/episodes': self._stats.episodes,
+        'Actor/average_return': self._stats.average_return,
+        'Actor/average_episode_length': self._stats.average_episode_length,
         'Actor/policy_version': version,
         'Actor/policy_lag': max(learner_step - version, 0)}
     logging.info('task=%d env_steps=%d env_steps/s=%.1f episodes=%d '

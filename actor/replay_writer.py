@@ -12,7 +12,9 @@ import time
 from typing import Callable
 
 from absl import logging
+import numpy as np
 import reverb
+from tf_agents.trajectories import time_step as ts
 import tree
 
 from common import reverb_io
@@ -60,11 +62,14 @@ class ReplayWriter:
   def __call__(self, trajectory) -> None:
     if self._should_stop():
       raise StopCollection(server_blocked=False)
+    # The LAST -> FIRST step that closes an episode, per env.
+    boundaries = np.reshape(trajectory.step_type == ts.StepType.LAST, -1)
     if len(self._streams) == 1:
-      self._write(self._streams[0], trajectory)
+      self._write(self._streams[0], trajectory, boundaries[0])
       return
     for index, stream in enumerate(self._streams):
-      self._write(stream, tree.map_structure(lambda x: x[index], trajectory))
+      self._write(stream, tree.map_structure(lambda x: x[index], trajectory),
+                  boundaries[index])
 
   def end_episode(self) -> None:
     """Waits until every item is on the server; the next steps start afresh."""
@@ -83,7 +88,7 @@ class ReplayWriter:
     for stream in self._streams:
       stream.writer.close()
 
-  def _write(self, stream, trajectory) -> None:
+  def _write(self, stream, trajectory, is_boundary: bool) -> None:
     stream.writer.append(trajectory)
     stream.episode_steps += 1
     if stream.episode_steps >= SEQUENCE_LENGTH:
@@ -92,8 +97,10 @@ class ReplayWriter:
       stream.writer.create_item(REPLAY_TABLE, priority=1.0, trajectory=item)
       stream.items_written += 1
     self._wait(stream, self._max_in_flight_items)
-    if trajectory.is_boundary():
-      self._end_episode(stream)
+    if is_boundary:
+      # Items never span episodes: the next one is the next episode's first
+      # two steps. (Reverb's end_episode would wait for the server here.)
+      stream.episode_steps = 0
 
   def _end_episode(self, stream) -> None:
     self._wait(stream, 0)

@@ -4,11 +4,11 @@ batched policy inference, for 1 and B envs per actor.
     .venv/bin/python -m benchmarks.actor_throughput [--envs=1,8,32] \
         [--experiments=cartpole_dqn,minitaur_sac] [--seconds=5] [--rounds=3]
 
-The actor is the production path (actor/collect.py's policy, ReplayWriter,
-metrics, a weights pull every --pull_every_steps steps of each env) writing
-to a Reverb server process with a MinSize rate limiter, so the limiter
-never holds it. Raw loop and actor alternate for --rounds rounds on
-the same envs; the table gives medians.
+The actor is the production path (actor/collect.py's policy, Actor with the
+ReplayWriter and its metrics, a weights pull every --pull_every_steps steps
+of each env) writing to a Reverb server process with a MinSize rate
+limiter, so the limiter never holds it. Raw loop and actor alternate for
+--rounds rounds on the same envs; the table gives medians.
 """
 import dataclasses
 import statistics
@@ -17,10 +17,10 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
-from tf_agents.metrics import py_metrics
-from tf_agents.train import actor as tfa_actor
 
 from actor.collect import eager_policy
+from actor.collect import make_collect_actor
+from actor.episode_stats import EpisodeStats
 from benchmarks import experiments
 from actor.replay_writer import ReplayWriter
 from actor.runtime import load_envs
@@ -45,13 +45,13 @@ def raw_steps_per_sec(env, policy, seconds: float) -> float:
   return steps / (time.monotonic() - start)
 
 
-def actor_steps_per_sec(actor, weights, env_steps, seconds: float) -> float:
+def actor_steps_per_sec(actor, weights, stats, seconds: float) -> float:
   """The collect loop: Actor.run (pull_every_steps per env), then a pull."""
-  first, start = env_steps.result(), time.monotonic()
+  first, start = stats.env_steps, time.monotonic()
   while time.monotonic() - start < seconds:
     actor.run()
     weights.pull()
-  return (env_steps.result() - first) / (time.monotonic() - start)
+  return (stats.env_steps - first) / (time.monotonic() - start)
 
 
 def measure(name: str, num_envs: int):
@@ -63,19 +63,17 @@ def measure(name: str, num_envs: int):
     weights = reverb_io.WeightsSync(
         address, specs_lib.variables_nest(agent, train_step))
     weights.push()
-    env_steps = py_metrics.EnvironmentSteps()
+    stats = EpisodeStats(num_envs)
     writer = ReplayWriter(reverb_io.connect(address, timeout_s=30),
                           lambda: False, num_envs)
-    actor = tfa_actor.Actor(
-        env, policy, train_step,
-        steps_per_run=config.train.pull_every_steps * num_envs,
-        observers=[writer, env_steps])
+    actor = make_collect_actor(config, env, policy, train_step, writer,
+                               stats, summary_dir=None)
     raw_steps_per_sec(env, policy, 1.0)  # Warm up (tf.function traces).
-    actor_steps_per_sec(actor, weights, env_steps, 1.0)
+    actor_steps_per_sec(actor, weights, stats, 1.0)
     raw, ours = [], []
     for _ in range(_ROUNDS.value):
       raw.append(raw_steps_per_sec(env, policy, _SECONDS.value))
-      ours.append(actor_steps_per_sec(actor, weights, env_steps,
+      ours.append(actor_steps_per_sec(actor, weights, stats,
                                       _SECONDS.value))
     writer.close(flush_timeout_s=10)
   env.close()

@@ -101,9 +101,11 @@ def test_launcher_served_tensorboard(run):
 
 _NONZERO_TAGS = {
     'actors/task_0': ['Actor/env_steps_per_sec', 'Actor/episodes',
-                      'Actor/average_return', 'Actor/policy_version'],
+                      'Actor/average_return', 'Actor/average_episode_length',
+                      'Actor/policy_version'],
     'actors/task_1': ['Actor/env_steps_per_sec', 'Actor/episodes',
-                      'Actor/average_return', 'Actor/policy_version'],
+                      'Actor/average_return', 'Actor/average_episode_length',
+                      'Actor/policy_version'],
     'train': ['Learner/train_steps_per_sec', 'Losses/total_loss',
               'Reverb/table_size', 'Reverb/inserts_per_sec',
               'Reverb/samples_per_sec', 'Reverb/samples_per_insert'],
