@@ -22,6 +22,7 @@ from actor.collect import eager_policy
 from actor.collect import make_collect_actor
 from actor.episode_stats import EpisodeStats
 from benchmarks import experiments
+from benchmarks.table import print_table
 from actor.replay_writer import ReplayWriter
 from actor.runtime import load_envs
 from common import agents
@@ -98,15 +99,15 @@ def main(argv):
       rows.append(Row(name, num_envs, raw, ours))
       print(f'{name} envs={num_envs}: raw {raw:.0f}/s, actor {ours:.0f}/s',
             flush=True)
-  print('\n| experiment | envs per actor | raw env+policy steps/s | actor env '
-        'steps/s | actor / raw | actor / 1-env actor |')
-  print('| --- | ---: | ---: | ---: | ---: | ---: |')
-  for row in rows:
+  def cells(row):
     single = next((r.actor for r in rows if r.experiment == row.experiment
                    and r.envs == 1), None)
-    versus_single = f'{row.actor / single:.2f}' if single else '-'
-    print(f'| {row.experiment} | {row.envs} | {row.raw:.0f} | '
-          f'{row.actor:.0f} | {row.actor / row.raw:.2f} | {versus_single} |')
+    return (row.experiment, row.envs, f'{row.raw:.0f}', f'{row.actor:.0f}',
+            f'{row.actor / row.raw:.2f}',
+            f'{row.actor / single:.2f}' if single else '-')
+  print_table(('experiment', 'envs per actor', 'raw env+policy steps/s',
+               'actor env steps/s', 'actor / raw', 'actor / 1-env actor'),
+              map(cells, rows))
 
 
 if __name__ == '__main__':

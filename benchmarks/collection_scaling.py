@@ -30,6 +30,7 @@ from absl import flags
 from absl import logging
 
 from benchmarks import experiments
+from benchmarks.table import print_table
 from common import agents
 from common import envs
 from common import reverb_io
@@ -145,22 +146,21 @@ def main(argv):
       windows = measure(name, num_envs)
       rows.append((name, num_envs, windows))
       print(f'{name} envs={num_envs}: {windows}', flush=True)
-  print('\n| experiment | envs per actor | 1 actor items/s | 2 actors items/s '
-        '| 2 / 1 | items per actor CPU-second | items per server '
-        'CPU-second | ' + ' | '.join(f'projected, {cores} cores'
-                                      for cores in _CORES) + ' |')
-  print('| --- ' + '| ---: ' * (6 + len(_CORES)) + '|')
-  for name, num_envs, windows in rows:
+  def cells(name, num_envs, windows):
     one, two = windows[1], windows[2]
     per_actor_core = two.inserts_per_s / two.actor_cores
     per_server_core = two.inserts_per_s / two.server_cores
     cpu_seconds_per_item = 1 / per_actor_core + 1 / per_server_core
-    projected = [cores / cpu_seconds_per_item for cores in _CORES]
-    print(f'| {name} | {num_envs} | {one.inserts_per_s:.0f} | '
-          f'{two.inserts_per_s:.0f} | '
-          f'{two.inserts_per_s / one.inserts_per_s:.2f} | '
-          f'{per_actor_core:.0f} | {per_server_core:.0f} | ' +
-          ' | '.join(f'{p:.0f}' for p in projected) + ' |')
+    return (name, num_envs, f'{one.inserts_per_s:.0f}',
+            f'{two.inserts_per_s:.0f}',
+            f'{two.inserts_per_s / one.inserts_per_s:.2f}',
+            f'{per_actor_core:.0f}', f'{per_server_core:.0f}',
+            *(f'{cores / cpu_seconds_per_item:.0f}' for cores in _CORES))
+  print_table(('experiment', 'envs per actor', '1 actor items/s',
+               '2 actors items/s', '2 / 1', 'items per actor CPU-second',
+               'items per server CPU-second',
+               *(f'projected, {cores} cores' for cores in _CORES)),
+              (cells(*row) for row in rows))
 
 
 if __name__ == '__main__':

@@ -27,6 +27,7 @@ from tf_agents.train import learner as tfa_learner
 from tf_agents.utils import common as tfa_common
 
 from benchmarks import experiments
+from benchmarks.table import print_table
 from common import agents
 from common import envs
 from common.config import REPLAY_TABLE
@@ -135,14 +136,15 @@ def main(argv):
     rows.append((name, experiments.load(name).agent.batch_size, on_reverb,
                  limit))
     print(f'{name}: {on_reverb}, in memory {limit:.1f}/s', flush=True)
-  print('\n| experiment | batch | in-memory limit | TF-Agents dataset '
-        '(data wait) | / limit | ours (data wait) | / limit |')
-  print('| --- | ---: | ---: | ---: | ---: | ---: | ---: |')
-  for name, batch, on_reverb, limit in rows:
-    cells = [f'{on_reverb[key][0]:.1f} ({100 * on_reverb[key][1]:.0f}%) | '
-             f'{on_reverb[key][0] / limit:.2f}'
-             for key in ('tf_agents', 'ours')]
-    print(f'| {name} | {batch} | {limit:.1f} | {" | ".join(cells)} |')
+  def cells(name, batch, on_reverb, limit):
+    for key in ('tf_agents', 'ours'):
+      rate, wait = on_reverb[key]
+      yield from (f'{rate:.1f} ({100 * wait:.0f}%)', f'{rate / limit:.2f}')
+  print_table(('experiment', 'batch', 'in-memory limit',
+               'TF-Agents dataset (data wait)', '/ limit',
+               'ours (data wait)', '/ limit'),
+              ((row[0], row[1], f'{row[3]:.1f}', *cells(*row))
+               for row in rows))
 
 
 if __name__ == '__main__':

@@ -12,6 +12,7 @@ train step, and 10 greedy eval episodes every 1000 iterations. The topology
 is `deploy.launch_local --stop_at_return=200` with configs/cartpole_dqn.flags
 (the same hyperparameters). Medians over the seeds.
 """
+import math
 import re
 import statistics
 import subprocess
@@ -24,6 +25,7 @@ from absl import flags
 
 from benchmarks import experiments
 from benchmarks.experiments import PROJECT_ROOT
+from benchmarks.table import print_table
 
 _SEEDS = flags.DEFINE_list('seeds', ['1', '2', '3'], 'Seeds per variant.')
 _ACTORS = flags.DEFINE_list('actors', ['1', '2'], 'Topology actor counts.')
@@ -116,7 +118,7 @@ def timed_run(command, pattern: str) -> float:
           return time.monotonic() - start
         if time.monotonic() - start > _TIMEOUT_S.value:
           break
-      return float('nan')
+      return math.inf  # Not reached: the run ended or timed out.
     finally:
       process.terminate()
       process.wait()
@@ -142,15 +144,18 @@ def main(argv):
     for name, command_for in variants.items():
       seconds = timed_run(*command_for(seed))
       results[name].append(seconds)
-      print(f'seed {seed} {name}: {seconds:.0f}s', flush=True)
+      print(f'seed {seed} {name}: {_seconds(seconds)}', flush=True)
   tutorial = statistics.median(results['tutorial loop'])
-  print('\n| variant | seconds to eval return 200 (per seed) | median | '
-        'vs tutorial loop |')
-  print('| --- | --- | ---: | ---: |')
-  for name, seconds in results.items():
-    median = statistics.median(seconds)
-    print(f'| {name} | {", ".join(f"{s:.0f}" for s in seconds)} | '
-          f'{median:.0f} | {median / tutorial:.2f} |')
+  medians = {name: statistics.median(s) for name, s in results.items()}
+  print_table(('variant', 'seconds to eval return 200 (per seed)', 'median',
+               'vs tutorial loop'),
+              ((name, ', '.join(map(_seconds, seconds)),
+                _seconds(medians[name]), f'{medians[name] / tutorial:.2f}')
+               for name, seconds in results.items()))
+
+
+def _seconds(seconds: float) -> str:
+  return f'{seconds:.0f} s' if math.isfinite(seconds) else 'not reached'
 
 
 if __name__ == '__main__':

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import experiments
+from benchmarks.table import print_table
 from common import agents
 from common import envs
 from common import reverb_io
@@ -118,15 +119,13 @@ def main(argv):
     print(f'{name}: push {row.push_ms[0]:.2f} ms, pull {row.pull_ms[0]:.2f} '
           f'ms, push + pull {row.total_ms[0]:.2f} ms (medians)', flush=True)
   print(f'\n{_REPETITIONS.value} repetitions; ms as median (p90); tensors '
-        'are the policy variables + train_step.\n')
-  print('| experiment | tensors | weights KB | push ms | pull ms | '
-        'push + pull ms |')
-  print('| --- | ---: | ---: | ---: | ---: | ---: |')
-  for row in rows:
-    cells = [f'{ms[0]:.2f} ({ms[1]:.2f})'
-             for ms in (row.push_ms, row.pull_ms, row.total_ms)]
-    print(f'| {row.experiment} | {row.tensors} | {row.kilobytes:.1f} | '
-          f'{" | ".join(cells)} |')
+        'are the policy variables + train_step.')
+  print_table(('experiment', 'tensors', 'weights KB', 'push ms', 'pull ms',
+               'push + pull ms'),
+              ((row.experiment, row.tensors, f'{row.kilobytes:.1f}',
+                *(f'{ms[0]:.2f} ({ms[1]:.2f})'
+                  for ms in (row.push_ms, row.pull_ms, row.total_ms)))
+               for row in rows))
   print('\n' + sac_verdict(rows))
 
 
