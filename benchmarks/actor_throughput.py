@@ -60,7 +60,8 @@ def measure(name: str, num_envs: int):
   env = load_envs(config, seed=0, num_envs=num_envs)
   agent, train_step = agents.make_agent(config, env)
   policy = eager_policy(agent.collect_policy, env)
-  with experiments.server_process(name) as address:
+  with experiments.server_process(name) as server:
+    address = server.address
     weights = reverb_io.WeightsSync(
         address, specs_lib.variables_nest(agent, train_step))
     weights.push()

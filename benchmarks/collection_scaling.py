@@ -102,12 +102,6 @@ def wait_until_inserting(client, actors, timeout_s=120) -> None:
   time.sleep(5.0)
 
 
-def server_pid(address: str) -> int:
-  port = address.rsplit(':', 1)[1]
-  return int(subprocess.check_output(
-      ['pgrep', '-f', f'reverb_server.*--port={port}']).split()[0])
-
-
 def measure(name: str, num_envs: int):
   """Median windows with 1 and with 2 actors running."""
   overrides = (f'--envs_per_actor={num_envs}', '--max_train_steps=1000000000')
@@ -115,21 +109,21 @@ def measure(name: str, num_envs: int):
   env = envs.load_env(config.env)
   agent, train_step = agents.make_agent(config, env)
   env.close()
-  with experiments.server_process(name, *overrides) as address:
+  with experiments.server_process(name, *overrides) as server:
+    address = server.address
     reverb_io.WeightsSync(
         address, specs_lib.variables_nest(agent, train_step)).push()
     client = reverb_io.connect(address, timeout_s=30)
     with actor_processes(name, overrides, address, 2) as actors:
       wait_until_inserting(client, actors)
-      server = server_pid(address)
       windows = {1: [], 2: []}
       for _ in range(_ROUNDS.value):
         actors[1].send_signal(signal.SIGSTOP)
-        windows[1].append(measure_window(client, actors, server,
+        windows[1].append(measure_window(client, actors, server.pid,
                                          _SECONDS.value))
         actors[1].send_signal(signal.SIGCONT)
         time.sleep(1.0)
-        windows[2].append(measure_window(client, actors, server,
+        windows[2].append(measure_window(client, actors, server.pid,
                                          _SECONDS.value))
   return {count: Window(*(statistics.median(getattr(w, field.name)
                                             for w in runs)

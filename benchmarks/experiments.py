@@ -5,7 +5,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from typing import Iterator, List
+from typing import Iterator, List, NamedTuple
 
 from absl import flags
 import portpicker
@@ -32,10 +32,15 @@ def load(name: str, *overrides: str) -> ExperimentConfig:
   return cli.experiment_config(fv)
 
 
+class ServerProcess(NamedTuple):
+  address: str
+  pid: int
+
+
 @contextlib.contextmanager
-def server_process(name: str, *overrides: str) -> Iterator[str]:
+def server_process(name: str, *overrides: str) -> Iterator[ServerProcess]:
   """`python -m reverb_server` for load(name, *overrides) on a free port;
-  yields its address once it answers, stops it on exit."""
+  yields it once it answers, stops it on exit."""
   port = portpicker.pick_unused_port()
   server = subprocess.Popen(
       [sys.executable, '-m', 'reverb_server', *flag_args(name, overrides),
@@ -43,7 +48,7 @@ def server_process(name: str, *overrides: str) -> Iterator[str]:
   try:
     address = f'localhost:{port}'
     reverb_io.connect(address, timeout_s=60)
-    yield address
+    yield ServerProcess(address, server.pid)
   finally:
     server.kill()
     server.wait()

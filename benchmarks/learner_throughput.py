@@ -96,7 +96,8 @@ def measure(name: str):
   env = envs.load_env(config.env)
   agent, train_step = agents.make_agent(config, env)
   env.close()
-  with experiments.server_process(name) as address:
+  with experiments.server_process(name) as server:
+    address = server.address
     fill(address, agent, _ITEMS.value)
     datasets = {
         'ours': replay_input.replay_dataset(

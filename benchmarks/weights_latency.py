@@ -76,7 +76,8 @@ def measure(name: str) -> Row:
   config = experiments.load(name)
   learner_variables = variables_of(config)
   actor_variables = variables_of(config)
-  with experiments.server_process(name) as address:
+  with experiments.server_process(name) as server:
+    address = server.address
     learner = reverb_io.WeightsSync(address, learner_variables)
     actor = reverb_io.WeightsSync(address, actor_variables)
     check_round_trip(learner, learner_variables, actor, actor_variables)

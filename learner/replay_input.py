@@ -35,7 +35,8 @@ class InputSettings:
 def replay_dataset(address: str, data_spec, batch_size: int,
                    settings: InputSettings = InputSettings()
                    ) -> tf.data.Dataset:
-  """(trajectory [batch, SEQUENCE_LENGTH, ...], sample info [batch, ...])."""
+  """(trajectory [batch, SEQUENCE_LENGTH, ...],
+  sample info [batch, SEQUENCE_LENGTH])."""
   dtypes = tf.nest.map_structure(lambda spec: spec.dtype, data_spec)
   shapes = tf.nest.map_structure(
       lambda spec: tf.TensorShape([SEQUENCE_LENGTH]).concatenate(spec.shape),
