@@ -5,11 +5,11 @@ in-memory batch (the limit), for DQN CartPole and SAC Minitaur.
         [--experiments=cartpole_dqn,minitaur_sac] [--seconds=10] [--rounds=3]
 
 On Reverb, the TF-Agents Learner runs --push_every_steps steps per call
-through the timed iterator, fed by either our input pipeline
-(learner/replay_input.py, the production path) or TF-Agents' own replay
-dataset. The Reverb server is a separate process whose table holds --items
-random transitions under a MinSize limiter, so sampling never waits for
-actors. The three alternate for --rounds rounds; medians.
+through the timed iterator, fed by the production input pipeline
+(learner/replay_input.py). The Reverb server is a separate process whose
+table holds --items random transitions, packed as actors pack them, under a
+MinSize limiter, so sampling never waits for actors. The two alternate for
+--rounds rounds; medians.
 """
 import statistics
 import tempfile
@@ -21,7 +21,6 @@ from absl import logging
 import numpy as np
 import reverb
 import tensorflow as tf
-from tf_agents.replay_buffers import reverb_replay_buffer
 from tf_agents.specs import tensor_spec
 from tf_agents.train import learner as tfa_learner
 from tf_agents.utils import common as tfa_common
@@ -31,7 +30,8 @@ from benchmarks.table import print_table
 from common import agents
 from common import envs
 from common.config import REPLAY_TABLE
-from common.config import SEQUENCE_LENGTH
+from common.replay_layout import ReplayLayout
+from common.replay_layout import STEP_COLUMN
 from learner import metrics as learner_metrics
 from learner import replay_input
 
@@ -42,22 +42,23 @@ _ROUNDS = flags.DEFINE_integer('rounds', 3, 'Alternating rounds.')
 _ITEMS = flags.DEFINE_integer('items', 20000, 'Transitions in the table.')
 
 
-def fill(address, agent, items: int) -> None:
-  """Random transitions of the agent's collect data spec (floats in
-  [-1, 1]: unbounded specs would sample values that overflow the loss)."""
+def fill(address, layout, items: int) -> None:
+  """Random transitions of the collect data spec (floats in [-1, 1]:
+  unbounded specs would sample values that overflow the loss), packed."""
   def bounded(tensor):
     value = tensor.numpy()
     if np.issubdtype(value.dtype, np.floating):
       return np.random.uniform(-1, 1, value.shape).astype(value.dtype)
     return value
-  steps = [tf.nest.map_structure(bounded, tensor_spec.sample_spec_nest(
-      agent.collect_data_spec, outer_dims=())) for _ in range(500)]
+  steps = [layout.pack(tf.nest.map_structure(
+      bounded, tensor_spec.sample_spec_nest(layout.data_spec, outer_dims=())))
+           for _ in range(500)]
   with reverb.Client(address).trajectory_writer(num_keep_alive_refs=2) as w:
     for i in range(items + 1):
-      w.append(steps[i % len(steps)])
+      w.append({STEP_COLUMN: steps[i % len(steps)]})
       if i:
-        w.create_item(REPLAY_TABLE, 1.0, tf.nest.map_structure(
-            lambda column: column[-2:], w.history))
+        w.create_item(REPLAY_TABLE, 1.0,
+                      {STEP_COLUMN: w.history[STEP_COLUMN][-2:]})
       if i % 1000 == 0:
         w.flush()
 
@@ -80,16 +81,6 @@ def memory_steps_per_sec(train, experience, seconds):
   return steps / (time.monotonic() - start)
 
 
-def tf_agents_dataset(config, agent, address) -> tf.data.Dataset:
-  """TF-Agents' own replay dataset, as its examples configure it."""
-  replay = reverb_replay_buffer.ReverbReplayBuffer(
-      agent.collect_data_spec, table_name=REPLAY_TABLE,
-      sequence_length=SEQUENCE_LENGTH, server_address=address)
-  return replay.as_dataset(
-      sample_batch_size=config.agent.batch_size, num_steps=SEQUENCE_LENGTH,
-      num_parallel_calls=3).prefetch(3)
-
-
 def measure(name: str):
   """Medians of train steps/s: {input: (rate, data wait)}, in-memory rate."""
   config = experiments.load(name)
@@ -98,17 +89,14 @@ def measure(name: str):
   env.close()
   with experiments.server_process(name) as server:
     address = server.address
-    fill(address, agent, _ITEMS.value)
-    datasets = {
-        'ours': replay_input.replay_dataset(
-            address, agent.collect_data_spec, config.agent.batch_size),
-        'tf_agents': tf_agents_dataset(config, agent, address),
-    }
-    iterators = {key: learner_metrics.TimedIterator(iter(dataset))
-                 for key, dataset in datasets.items()}
+    layout = ReplayLayout(agent.collect_data_spec)
+    fill(address, layout, _ITEMS.value)
+    dataset = replay_input.replay_dataset(address, layout,
+                                          config.agent.batch_size)
+    iterators = {'ours': learner_metrics.TimedIterator(iter(dataset))}
     learner = tfa_learner.Learner(tempfile.mkdtemp(), train_step, agent,
                                   summary_interval=0)
-    experience, _ = next(iter(datasets['ours']))  # One fixed batch.
+    experience, _ = next(iter(dataset))  # One fixed batch.
     train = tfa_common.function(agent.train)
     iterations = config.train.push_every_steps
     for iterator in iterators.values():  # Warm up.
@@ -138,12 +126,10 @@ def main(argv):
                  limit))
     print(f'{name}: {on_reverb}, in memory {limit:.1f}/s', flush=True)
   def cells(name, batch, on_reverb, limit):
-    for key in ('tf_agents', 'ours'):
-      rate, wait = on_reverb[key]
-      yield from (f'{rate:.1f} ({100 * wait:.0f}%)', f'{rate / limit:.2f}')
+    rate, wait = on_reverb['ours']
+    yield from (f'{rate:.1f} ({100 * wait:.0f}%)', f'{rate / limit:.2f}')
   print_table(('experiment', 'batch', 'in-memory limit',
-               'TF-Agents dataset (data wait)', '/ limit',
-               'ours (data wait)', '/ limit'),
+               'on Reverb (data wait)', '/ limit'),
               ((row[0], row[1], f'{row[3]:.1f}', *cells(*row))
                for row in rows))
 

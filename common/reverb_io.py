@@ -97,18 +97,31 @@ def _one_line(value) -> str:
 def _signature_differences(served, expected) -> List[str]:
   served_flat = tf.nest.flatten(served)
   expected_flat = tf.nest.flatten(expected)
+  paths = _paths(expected)
   if len(served_flat) != len(expected_flat):
     return [f'server has {len(served_flat)} tensors, config gives '
-            f'{len(expected_flat)}']
+            f'{len(expected_flat)}' + _columns_named(_paths(served), paths)]
   differences = []
-  paths = ['/'.join(map(str, path)) for path, _ in
-           tree.flatten_with_path(expected)]
   for path, got, want in zip(paths, served_flat, expected_flat):
     if got.shape != want.shape or got.dtype != want.dtype:
       differences.append(
           f'{path}: server {got.dtype.name}{got.shape.as_list()} vs config '
           f'{want.dtype.name}{want.shape.as_list()}')
   return differences
+
+
+def _paths(signature) -> List[str]:
+  return ['/'.join(map(str, path))
+          for path, _ in tree.flatten_with_path(signature)]
+
+
+def _columns_named(served: List[str], expected: List[str]) -> str:
+  """Names the top-level columns when they differ (another layout)."""
+  tops = [sorted({path.split('/')[0] for path in paths})
+          for paths in (served, expected)]
+  if tops[0] == tops[1]:
+    return ''
+  return f' (server columns {tops[0]} vs config {tops[1]})'
 
 
 def describe_replay(client: reverb.Client) -> str:

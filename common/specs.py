@@ -5,11 +5,11 @@ nobody has to wait for another process (or a SavedModel on disk) to learn the
 shapes it must read or write.
 """
 import dataclasses
+import functools
 
 import reverb
 import tensorflow as tf
 from tf_agents.experimental.distributed import reverb_variable_container
-from tf_agents.specs import tensor_spec
 from tf_agents.typing import types
 
 from common import agents
@@ -17,6 +17,7 @@ from common import envs
 from common.config import ExperimentConfig
 from common.config import ReplayConfig
 from common.config import REPLAY_TABLE
+from common.replay_layout import ReplayLayout
 
 VARIABLES_TABLE = reverb_variable_container.DEFAULT_TABLE
 POLICY_KEY = reverb_variable_container.POLICY_KEY
@@ -30,10 +31,15 @@ class ExperimentSpecs:
   collect_data_spec: types.NestedTensorSpec
   variables_signature: types.NestedTensorSpec
 
+  @functools.cached_property
+  def replay_layout(self) -> ReplayLayout:
+    """How actors store collect data and the learner reads it back."""
+    return ReplayLayout(self.collect_data_spec)
+
   @property
   def replay_signature(self) -> types.NestedTensorSpec:
-    """One replay item: the collect data spec with a time dimension."""
-    return tensor_spec.add_outer_dim(self.collect_data_spec)
+    """One replay item: SEQUENCE_LENGTH steps, each packed in one column."""
+    return self.replay_layout.signature
 
 
 def variables_nest(agent, train_step: tf.Variable) -> dict:

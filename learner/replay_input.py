@@ -5,8 +5,9 @@ datasets and maps every single item before batching. For small items (a
 CartPole transition) that per-item work is most of the cost. Here one
 Reverb dataset with several sampling workers is batched first, and the
 sample info is broadcast over the time axis once per batch: the DQN learner
-trains 2.5x faster on it, SAC 1.6x (benchmarks/learner_throughput.py,
-BENCHMARKS.md).
+trained 2.5x faster on it, SAC 1.6x (benchmarks/learner_throughput.py,
+BENCHMARKS.md). Each item is one byte column (common/replay_layout.py),
+unpacked into the agent's Trajectory once per batch.
 """
 import dataclasses
 import os
@@ -16,6 +17,8 @@ import tensorflow as tf
 
 from common.config import REPLAY_TABLE
 from common.config import SEQUENCE_LENGTH
+from common.replay_layout import ReplayLayout
+from common.replay_layout import STEP_COLUMN
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,28 +35,27 @@ class InputSettings:
   prefetch_batches: int = 4
 
 
-def replay_dataset(address: str, data_spec, batch_size: int,
+def replay_dataset(address: str, layout: ReplayLayout, batch_size: int,
                    settings: InputSettings = InputSettings()
                    ) -> tf.data.Dataset:
   """(trajectory [batch, SEQUENCE_LENGTH, ...],
   sample info [batch, SEQUENCE_LENGTH])."""
-  dtypes = tf.nest.map_structure(lambda spec: spec.dtype, data_spec)
-  shapes = tf.nest.map_structure(
-      lambda spec: tf.TensorShape([SEQUENCE_LENGTH]).concatenate(spec.shape),
-      data_spec)
+  signature = layout.signature
+  dtypes = tf.nest.map_structure(lambda spec: spec.dtype, signature)
+  shapes = tf.nest.map_structure(lambda spec: spec.shape, signature)
   samples = reverb.TrajectoryDataset(
       address, REPLAY_TABLE, dtypes, shapes,
       max_in_flight_samples_per_worker=settings.in_flight_batches * batch_size,
       num_workers_per_iterator=(settings.sampling_workers
                                 or len(os.sched_getaffinity(0))))
+
+  def experience_and_info(sample: reverb.ReplaySample):
+    """The Learner's (experience, info) pair, info repeated along time as
+    TF-Agents' own replay dataset gives it."""
+    info = tf.nest.map_structure(
+        lambda t: tf.repeat(t[:, tf.newaxis], SEQUENCE_LENGTH, axis=1),
+        sample.info)
+    return layout.unpack(sample.data[STEP_COLUMN]), info
+
   return samples.batch(batch_size, drop_remainder=True).map(
-      _split_info).prefetch(settings.prefetch_batches)
-
-
-def _split_info(sample: reverb.ReplaySample):
-  """The Learner's (experience, info) pair, info repeated along time as
-  TF-Agents' own replay dataset gives it."""
-  info = tf.nest.map_structure(
-      lambda t: tf.repeat(t[:, tf.newaxis], SEQUENCE_LENGTH, axis=1),
-      sample.info)
-  return sample.data, info
+      experience_and_info).prefetch(settings.prefetch_batches)

@@ -56,14 +56,15 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
   with strategy.scope():
     agent, train_step = agents.make_agent(config, env)
   env.close()
+  specs = specs_lib.specs_of(agent, train_step)
   reverb_io.connect(settings.reverb_address, settings.connect_timeout_s,
-                    expected=specs_lib.specs_of(agent, train_step))
+                    expected=specs)
   reverb_io.ServerWatch(settings.reverb_address, stop)
 
   with strategy.scope():
     experience = iter(strategy.distribute_datasets_from_function(
         lambda _: replay_input.replay_dataset(
-            settings.reverb_address, agent.collect_data_spec,
+            settings.reverb_address, specs.replay_layout,
             config.agent.batch_size, settings.sampling)))
   timed_experience = learner_metrics.TimedIterator(experience)
   learner = tfa_learner.Learner(

@@ -34,10 +34,14 @@ def test_cartpole_dqn_specs():
       'policy_variables': ([4, 100], [100], [100, 50], [50], [50, 2], [2]),
       'train_step': []}
   assert specs.variables_signature['train_step'].dtype == tf.int64
-  replay = specs.replay_signature
-  assert replay.observation.shape.as_list() == [None, 4]
-  assert replay.action.shape.as_list() == [None]
-  assert replay.action.dtype == tf.int64
+  data = specs.collect_data_spec
+  assert data.observation.shape.as_list() == [4]
+  assert data.action.shape.as_list() == []
+  assert data.action.dtype == tf.int64
+  # One byte column per step: step_type, 4 observations, the int64 action,
+  # next_step_type, reward, discount.
+  assert specs.replay_signature == {
+      'step': tf.TensorSpec([2, 4 + 16 + 8 + 4 + 4 + 4], tf.uint8)}
 
 
 def test_minitaur_sac_specs():
@@ -45,8 +49,10 @@ def test_minitaur_sac_specs():
   # The actor network only: the critics stay with the learner.
   assert _shapes(specs.variables_signature['policy_variables']) == (
       [28, 256], [256], [256, 256], [256], [256, 16], [16])
-  assert specs.replay_signature.observation.shape.as_list() == [None, 28]
-  assert specs.replay_signature.action.shape.as_list() == [None, 8]
+  assert specs.collect_data_spec.observation.shape.as_list() == [28]
+  assert specs.collect_data_spec.action.shape.as_list() == [8]
+  assert specs.replay_signature == {
+      'step': tf.TensorSpec([2, 4 + 28 * 4 + 8 * 4 + 4 + 4 + 4], tf.uint8)}
 
 
 def test_tables_served_as_derived_and_mismatch_is_named():

@@ -10,6 +10,7 @@ from tf_agents.train.utils import train_utils
 from actor.replay_writer import ReplayWriter
 from actor.runtime import load_envs
 from common import config as cfg
+from common import specs as specs_lib
 from common.config import REPLAY_TABLE
 from reverb_server.server import ReplayServer
 from reverb_server.server import ServerSettings
@@ -32,7 +33,8 @@ def test_batched_envs_write_consecutive_steps_of_one_env_per_item():
     client = reverb.Client(f'localhost:{port}')
     env = load_envs(config, seed=1, num_envs=_NUM_ENVS)
     assert env.batch_size == _NUM_ENVS
-    writer = ReplayWriter(client, lambda: False, num_envs=_NUM_ENVS)
+    layout = specs_lib.derive_specs(config).replay_layout
+    writer = ReplayWriter(client, layout, lambda: False, num_envs=_NUM_ENVS)
     tfa_actor.Actor(
         env, random_py_policy.RandomPyPolicy(
             env.time_step_spec(), env.action_spec(), outer_dims=(_NUM_ENVS,)),
@@ -40,9 +42,8 @@ def test_batched_envs_write_consecutive_steps_of_one_env_per_item():
         observers=[writer]).run()
     writer.close(flush_timeout_s=10)
     size = client.server_info()[REPLAY_TABLE].current_size
-    items = [sample.data for sample in client.sample(
-        REPLAY_TABLE, num_samples=size, emit_timesteps=False,
-        unpack_as_table_signature=True)]
+    items = [layout.unpack_numpy(sample.data[0]) for sample in client.sample(
+        REPLAY_TABLE, num_samples=size, emit_timesteps=False)]
   finally:
     server.stop()
   assert size == writer.items_written > _STEPS // 2
