@@ -5,12 +5,12 @@ from typing import Optional
 
 from absl import logging
 import tensorflow as tf
-from tf_agents.policies import py_tf_eager_policy
 from tf_agents.policies import random_py_policy
 from tf_agents.train import actor as tfa_actor
 
 from actor import runtime as runtime_lib
 from actor.episode_stats import EpisodeStats
+from actor.fast_policy import FastPyPolicy
 from actor.replay_writer import ReplayWriter
 from actor.replay_writer import StopCollection
 from common import reverb_io
@@ -74,7 +74,7 @@ def _collect_with_policy(config, settings, rt, writer, stats, stop) -> None:
                               f'task_{settings.task}')
                  if settings.root_dir else None)
   collect_actor = make_collect_actor(
-      config, rt.env, eager_policy(rt.agent.collect_policy, rt.env),
+      config, rt.env, FastPyPolicy(rt.agent.collect_policy, rt.env.batched),
       rt.train_step, writer, stats, summary_dir)
   report = _Report(settings.task, rt.client, collect_actor.summary_writer,
                    stats)
@@ -103,27 +103,8 @@ def make_collect_actor(config: ExperimentConfig, env, policy, train_step,
       observers=[writer, stats], summary_dir=summary_dir)
 
 
-def eager_policy(policy, env) -> py_tf_eager_policy.PyTFEagerPolicy:
-  """`policy` as a tf.function-backed py policy for `env`, batched or not."""
-  if env.batched:
-    return _BatchedEagerPolicy(policy)
-  return py_tf_eager_policy.PyTFEagerPolicy(policy, use_tf_function=True)
-
-
 def _num_envs(env) -> int:
   return env.batch_size if env.batched else 1
-
-
-class _BatchedEagerPolicy(py_tf_eager_policy.PyTFEagerPolicy):
-  """For a batched env: one policy call for the whole batch of time steps;
-  numpy actions out, as the env's step expects."""
-
-  def __init__(self, policy):
-    super().__init__(policy, use_tf_function=True, batch_time_steps=False)
-
-  def _action(self, time_step, policy_state, seed=None):
-    step = super()._action(time_step, policy_state, seed)
-    return tf.nest.map_structure(lambda t: t.numpy(), step)
 
 
 class _Report:

@@ -18,9 +18,9 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from actor.collect import eager_policy
 from actor.collect import make_collect_actor
 from actor.episode_stats import EpisodeStats
+from actor.fast_policy import FastPyPolicy
 from benchmarks import experiments
 from benchmarks.table import print_table
 from actor.replay_writer import ReplayWriter
@@ -60,7 +60,7 @@ def measure(name: str, num_envs: int):
   config = experiments.load(name)
   env = load_envs(config, seed=0, num_envs=num_envs)
   agent, train_step = agents.make_agent(config, env)
-  policy = eager_policy(agent.collect_policy, env)
+  policy = FastPyPolicy(agent.collect_policy, env.batched)
   with experiments.server_process(name) as server:
     address = server.address
     weights = reverb_io.WeightsSync(
