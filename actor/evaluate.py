@@ -4,25 +4,21 @@ import os
 import time
 
 from absl import logging
-from tf_agents.policies import py_tf_eager_policy
 from tf_agents.train import actor as tfa_actor
 
 from actor import runtime as runtime_lib
+from actor.fast_policy import FastPyPolicy
 from actor.replay_writer import StopCollection
 from common import shutdown
 from common.config import ExperimentConfig
+from common.paths import EVAL_DIR
+from common.paths import returns_csv_path
 
-EVAL_DIR = 'eval'
-RETURNS_CSV = 'returns.csv'
 CSV_FIELDS = ('train_step', 'wall_time', 'average_return',
               'average_episode_length')
 # Eval envs are seeded apart from the collect actors' (seed + task).
 _EVAL_SEED_OFFSET = 100000
 _POLL_S = 1.0
-
-
-def returns_csv_path(root_dir: str) -> str:
-  return os.path.join(root_dir, EVAL_DIR, RETURNS_CSV)
 
 
 def run_eval(config: ExperimentConfig, settings: runtime_lib.ActorSettings,
@@ -41,8 +37,7 @@ def run_eval(config: ExperimentConfig, settings: runtime_lib.ActorSettings,
 
   eval_actor = tfa_actor.Actor(
       rt.env,
-      py_tf_eager_policy.PyTFEagerPolicy(rt.agent.policy,
-                                         use_tf_function=True),
+      FastPyPolicy(rt.agent.policy, batched=False),
       rt.train_step, episodes_per_run=config.train.eval_episodes,
       observers=[stop_mid_episode], metrics=metrics, summary_dir=eval_dir,
       summary_interval=0, name='eval')

@@ -10,7 +10,9 @@ the return, so imports and start-up count on both sides. The tutorial loop
 Reverb table, 100 random steps, then per iteration 1 collect step and 1
 train step, and 10 greedy eval episodes every 1000 iterations. The topology
 is `deploy.launch_local --stop_at_return=200` with configs/cartpole_dqn.flags
-(the same hyperparameters). Medians over the seeds.
+(the same hyperparameters). Medians over the seeds. The seconds to the
+first train step come from the same runs: the tutorial loop's after its
+random steps, the launcher's when the learner logs it.
 """
 import math
 import re
@@ -88,6 +90,8 @@ def tutorial_loop(seed: int) -> None:
     time_step, _ = collect.run(time_step)
     experience, _ = next(iterator)
     agent.train(experience)
+    if iteration == 1:
+      print('First train step', flush=True)
     if iteration % 1000 == 0:
       average = _average_return(eval_env, greedy, episodes=10)
       print(f'iteration {iteration} average return {average:.1f}', flush=True)
@@ -106,19 +110,23 @@ def _average_return(env, policy, episodes: int) -> float:
   return total / episodes
 
 
-def timed_run(command, pattern: str) -> float:
-  """Seconds from launching `command` to its first line matching `pattern`."""
+def timed_run(command, patterns) -> list:
+  """Seconds from launching `command` to its first line matching each of
+  `patterns` (inf for those never matched); it stops at the last one."""
   start = time.monotonic()
+  seconds = [math.inf] * len(patterns)
   with subprocess.Popen(command, stdout=subprocess.PIPE,
                         stderr=subprocess.DEVNULL, text=True,
                         cwd=PROJECT_ROOT) as process:
     try:
       for line in process.stdout:
-        if re.search(pattern, line):
-          return time.monotonic() - start
-        if time.monotonic() - start > _TIMEOUT_S.value:
+        for index, pattern in enumerate(patterns):
+          if math.isinf(seconds[index]) and re.search(pattern, line):
+            seconds[index] = time.monotonic() - start
+        if math.isfinite(seconds[-1]) or (
+            time.monotonic() - start > _TIMEOUT_S.value):
           break
-      return math.inf  # Not reached: the run ended or timed out.
+      return seconds  # Unmatched ones: the run ended or timed out.
     finally:
       process.terminate()
       process.wait()
@@ -131,31 +139,37 @@ def main(argv):
     return
   variants = {'tutorial loop': lambda seed: (
       [sys.executable, '-m', 'benchmarks.time_to_return',
-       f'--tutorial_seed={seed}'], r'^Reached 200')}
+       f'--tutorial_seed={seed}'], [r'^First train step', r'^Reached 200'])}
   for actors in map(int, _ACTORS.value):
     variants[f'topology, {actors} actor(s)'] = (
         lambda seed, actors=actors: (
             [sys.executable, '-m', 'deploy.launch_local',
              '--flagfile=configs/cartpole_dqn.flags', f'--actors={actors}',
              '--stop_at_return=200', f'--seed={seed}',
-             f'--root_dir={tempfile.mkdtemp()}'], r'^Eval return 200'))
+             f'--root_dir={tempfile.mkdtemp()}'],
+            [r'^First train step', r'^Eval return 200']))
+  first_steps = {name: [] for name in variants}
   results = {name: [] for name in variants}
   for seed in map(int, _SEEDS.value):  # Interleaved: noise hits all alike.
     for name, command_for in variants.items():
-      seconds = timed_run(*command_for(seed))
+      first_step, seconds = timed_run(*command_for(seed))
+      first_steps[name].append(first_step)
       results[name].append(seconds)
-      print(f'seed {seed} {name}: {_seconds(seconds)}', flush=True)
+      print(f'seed {seed} {name}: first train step {_seconds(first_step, 1)}, '
+            f'200 at {_seconds(seconds)}', flush=True)
   tutorial = statistics.median(results['tutorial loop'])
   medians = {name: statistics.median(s) for name, s in results.items()}
-  print_table(('variant', 'seconds to eval return 200 (per seed)', 'median',
+  print_table(('variant', 'first train step (median)',
+               'seconds to eval return 200 (per seed)', 'median',
                'vs tutorial loop'),
-              ((name, ', '.join(map(_seconds, seconds)),
+              ((name, _seconds(statistics.median(first_steps[name]), 1),
+                ', '.join(map(_seconds, seconds)),
                 _seconds(medians[name]), f'{medians[name] / tutorial:.2f}')
                for name, seconds in results.items()))
 
 
-def _seconds(seconds: float) -> str:
-  return f'{seconds:.0f} s' if math.isfinite(seconds) else 'not reached'
+def _seconds(seconds: float, digits: int = 0) -> str:
+  return f'{seconds:.{digits}f} s' if math.isfinite(seconds) else 'not reached'
 
 
 if __name__ == '__main__':

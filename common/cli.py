@@ -4,6 +4,7 @@ Every binary reads the same experiment --flagfile, so every binary defines
 the experiment flags with `define_experiment_flags()` and turns them into an
 ExperimentConfig with `experiment_config()`. Library code never sees flags.
 """
+import gc
 import os
 import sys
 from typing import Callable, List, Optional
@@ -150,8 +151,24 @@ def log_config(config: cfg.ExperimentConfig) -> None:
   logging.info('Experiment config:\n%s', '\n'.join(rows))
 
 
+def pause_gc() -> None:
+  """Call first thing in a main module: no garbage collection until `run`.
+
+  Importing TensorFlow and TF-Agents allocates millions of objects and no
+  garbage to speak of; collecting along the way costs a fifth of the imports'
+  CPU (~0.45 s of ~2.1 s per process, which every process pays at start).
+  """
+  gc.disable()
+
+
 def run(name: str, main: Callable[[], None]) -> None:
-  """app.run with fail-fast handling: a user error is one line and exit 2."""
+  """app.run with fail-fast handling: a user error is one line and exit 2.
+
+  Collection resumes (see `pause_gc`), with what the imports made frozen:
+  never garbage, so never scanned again.
+  """
+  gc.freeze()
+  gc.enable()
   def wrapped(argv):
     if len(argv) > 1:
       fail(name, f'unexpected arguments {argv[1:]}: every option is a --flag')

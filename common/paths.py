@@ -1,8 +1,17 @@
-"""Checks on the directories a process writes to, before it starts work."""
+"""Checks on the directories a process writes to, before it starts work, and
+where in a run's root_dir the results files go."""
 import os
 import tempfile
 
 from common.errors import UserError
+
+EVAL_DIR = 'eval'
+RETURNS_CSV = 'returns.csv'
+
+
+def returns_csv_path(root_dir: str) -> str:
+  """The eval actor's results: one row per evaluation."""
+  return os.path.join(root_dir, EVAL_DIR, RETURNS_CSV)
 
 
 class RootDirError(UserError, ValueError):

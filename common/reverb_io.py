@@ -1,4 +1,5 @@
 """Talking to the Reverb server: connecting, checking tables, syncing weights."""
+import socket
 import threading
 import time
 from typing import Callable, Dict, List, Optional
@@ -35,9 +36,11 @@ def connect(address: str, timeout_s: float,
             expected: Optional[ExperimentSpecs] = None) -> reverb.Client:
   """A client once the server at `address` answers (and, given `expected`,
   serves the tables of that experiment), else raises."""
+  deadline = time.monotonic() + timeout_s
+  _wait_for_listener(address, deadline)
   client = reverb.Client(address)
   try:
-    client.server_info(timeout=max(1, int(timeout_s)))
+    client.server_info(timeout=max(1, int(deadline - time.monotonic())))
   except (reverb.errors.DeadlineExceededError, RuntimeError) as e:
     raise ReverbConnectionError(
         f'no Reverb server answered at {address} within {timeout_s:.0f}s: '
@@ -45,6 +48,27 @@ def connect(address: str, timeout_s: float,
   if expected is not None:
     check_tables(client, expected)
   return client
+
+
+def _wait_for_listener(address: str, deadline: float) -> None:
+  """Until something listens at `address` (host:port), at most to deadline.
+
+  A gRPC channel whose connection was refused waits about a second before it
+  tries again: a process that asked while the server was starting would lose
+  that second (all start at once under the launcher, compose and k8s).
+  """
+  host, _, port = address.rpartition(':')
+  if not host or not port.isdigit():
+    return  # Not host:port; gRPC resolves it.
+  while True:
+    try:
+      with socket.create_connection((host.strip('[]'), int(port)),
+                                    timeout=1):
+        return
+    except OSError:
+      if time.monotonic() >= deadline:
+        return  # The server_info call says that nothing answers.
+      time.sleep(0.05)
 
 
 def check_tables(client: reverb.Client, specs: ExperimentSpecs) -> None:
@@ -217,8 +241,25 @@ class WeightsSync:
     """The train_step the local weights come from."""
     return int(self._variables[TRAIN_STEP_KEY].numpy())
 
-  def push(self) -> None:
-    self._container.push(self._variables)
+  def push(self, should_stop: Callable[[], bool] = lambda: False) -> bool:
+    """Pushes the variables; whether they were pushed.
+
+    A push the server cut off by going away (a restart) is retried every
+    second until it answers again, or until `should_stop()`.
+    """
+    last_log = None
+    while True:
+      try:
+        self._container.push(self._variables)
+        return True
+      except (tf.errors.OpError, reverb.errors.ReverbError) as e:
+        if should_stop():
+          return False
+        if last_log is None or time.monotonic() - last_log >= 10:
+          logging.warning('Pushing weights failed (%s); retrying until the '
+                          'server takes them', str(e).splitlines()[0])
+          last_log = time.monotonic()
+        time.sleep(1.0)
 
   def pull(self) -> int:
     """Updates the local variables to the latest pushed ones; the version.

@@ -14,7 +14,6 @@ from absl import flags
 
 from common import cli
 from common import paths
-from common import specs
 from deploy.local import LaunchSettings
 from deploy.local import run_local
 
@@ -38,8 +37,10 @@ _TENSORBOARD_PORT = flags.DEFINE_integer(
 
 
 def main():
+  # Only the flags are checked here: a bad env or agent is reported by the
+  # children, which build them anyway (this launcher imports no TensorFlow
+  # before they start), and repeated here as one error line.
   config = cli.experiment_config()
-  specs.derive_specs(config)  # Fails fast on a bad env or agent choice.
   root_dir = paths.ensure_writable_dir(_ROOT_DIR.value)
   # The experiment as this launcher parsed it (flagfile + overrides), so
   # every child reads exactly the same values; kept as the run's record.

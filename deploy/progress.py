@@ -1,14 +1,18 @@
-"""Reads a running job's progress from Reverb and the eval results file."""
+"""Reads a running job's progress from Reverb and the eval results file.
+
+Importing it does not import TensorFlow (Reverb's client does): the launcher
+and report.plot read the results file without paying for it.
+"""
 import csv
 import dataclasses
 import os
 import time
-from typing import List, Optional
+from typing import List, Optional, TYPE_CHECKING
 
-import reverb
-
-from common import reverb_io
 from common.config import REPLAY_TABLE
+
+if TYPE_CHECKING:
+  import reverb  # pylint: disable=g-bad-import-order
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,9 +35,10 @@ def read_eval_returns(csv_path: str) -> List[dict]:
     return [row for row in csv.DictReader(f) if row.get('average_return')]
 
 
-def take_snapshot(client: reverb.Client,
+def take_snapshot(client: 'reverb.Client',
                   csv_path: Optional[str] = None) -> Snapshot:
   """Server counters, and the last eval row when given the results CSV."""
+  from common import reverb_io  # pylint: disable=g-import-not-at-top
   table = client.server_info(timeout=5)[REPLAY_TABLE]
   rows = read_eval_returns(csv_path) if csv_path else []
   last = rows[-1] if rows else None

@@ -4,9 +4,11 @@ from common import shutdown
 shutdown.block_signals()  # Before anything starts threads.
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from common import cli
+cli.pause_gc()  # Until cli.run: the imports go faster.
+
 from absl import flags
 
-from common import cli
 from common.config import STRATEGIES
 from common.config import StrategyConfig
 from learner.replay_input import InputSettings

@@ -18,7 +18,9 @@ from common import specs as specs_lib
 from common.config import ExperimentConfig
 from common.config import StrategyConfig
 from learner import metrics as learner_metrics
+from learner import PUSHED_WEIGHTS_LOG
 from learner import replay_input
+from learner import TRAINING_LOG
 
 POLICIES_DIR = tfa_learner.POLICY_SAVED_MODEL_DIR
 
@@ -53,6 +55,9 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
   paths.ensure_writable_dir(settings.root_dir)
   env = envs.load_env(config.env, seed=config.seed)
   strategy = make_strategy(settings.strategy)
+  # The agent's initial weights: Keras initializers draw their seeds from
+  # Keras' own generator, which tf.random.set_seed alone leaves unseeded.
+  tf.keras.utils.set_random_seed(config.seed)
   with strategy.scope():
     agent, train_step = agents.make_agent(config, env)
   env.close()
@@ -75,26 +80,27 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
   weights = reverb_io.WeightsSync(
       settings.reverb_address, specs_lib.variables_nest(agent, train_step))
   weights.push()
-  logging.info('Pushed weights version %d; training to step %d',
+  logging.info('%s %d; training to step %d', PUSHED_WEIGHTS_LOG,
                weights.version, config.train.max_train_steps)
-  # Saving the first SavedModels takes seconds: do it after the first push so
-  # actors start collecting meanwhile.
-  save_policies = triggers.PolicySavedModelTrigger(
-      os.path.join(settings.root_dir, POLICIES_DIR), agent, train_step,
-      interval=config.train.policy_save_every_steps,
-      start=int(train_step.numpy()))
   save_checkpoint = learner.triggers[-1]  # The Learner's own.
-  learner.triggers.append(save_policies)
   _watch_for_stalls(settings.reverb_address, train_step, stop,
                     settings.stall_log_s)
+  start_step = int(train_step.numpy())
   summaries = learner_metrics.LearnerSummaries(
-      reverb.Client(settings.reverb_address), timed_experience,
-      int(train_step.numpy()))
-  _train_loop(config, learner, timed_experience, weights, summaries, stop)
+      reverb.Client(settings.reverb_address), timed_experience, start_step)
+  _first_train_step(config, learner, timed_experience, weights, stop)
+  # Writing the SavedModels (unless an earlier run on this root_dir did) costs
+  # about a second of CPU: after the first train step, not before it.
+  save_policies = triggers.PolicySavedModelTrigger(
+      os.path.join(settings.root_dir, POLICIES_DIR), agent, train_step,
+      interval=config.train.policy_save_every_steps, start=start_step)
+  learner.triggers.append(save_policies)
+  _train_loop(config, learner, timed_experience, weights, summaries, stop,
+              last_log_step=start_step)
   step = int(train_step.numpy())
   save_checkpoint(step, force_trigger=True)
-  # The SavedModels were written at the start; this only adds a policy
-  # checkpoint, quick enough for a stop too.
+  # The SavedModels are written; this only adds a policy checkpoint, quick
+  # enough for a stop too.
   save_policies(step, force_trigger=True)
   learner.train_summary_writer.flush()
   logging.info('Learner finished at train_step %d (%s)', step,
@@ -123,15 +129,27 @@ def _watch_for_stalls(address, train_step, stop, every_s) -> None:
   threading.Thread(target=watch, daemon=True, name='stall-watch').start()
 
 
-def _train_loop(config, learner, experience, weights, summaries,
-                stop) -> None:
+def _first_train_step(config, learner, experience, weights, stop) -> None:
+  """One train step and a push, logged: actors act on trained weights, and
+  the launcher starts the rest of the job, as soon as training runs."""
+  if learner.train_step_numpy >= config.train.max_train_steps or (
+      stop.requested):
+    return
+  learner.run(iterations=1, iterator=experience)
+  weights.push(lambda: stop.requested)
+  logging.info('%s (train_step %d)', TRAINING_LOG, learner.train_step_numpy)
+
+
+def _train_loop(config, learner, experience, weights, summaries, stop,
+                last_log_step) -> None:
   train = config.train
   step = learner.train_step_numpy
-  last_log_step = step
   while step < train.max_train_steps and not stop.requested:
-    iterations = min(train.push_every_steps, train.max_train_steps - step)
+    # Pushes at multiples of push_every_steps, after the first step too.
+    iterations = min(train.push_every_steps - step % train.push_every_steps,
+                     train.max_train_steps - step)
     loss = learner.run(iterations=iterations, iterator=experience)
-    weights.push()
+    weights.push(lambda: stop.requested)
     step = learner.train_step_numpy
     if step - last_log_step >= train.log_every_steps or (
         step >= train.max_train_steps):

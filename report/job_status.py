@@ -7,8 +7,8 @@ from typing import List, Optional, Tuple
 
 import reverb
 
-from actor.evaluate import returns_csv_path
 from common import reverb_io
+from common.paths import returns_csv_path
 from deploy import progress
 
 

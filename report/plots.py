@@ -8,8 +8,8 @@ matplotlib.use('Agg')  # Headless: no display needed.
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from matplotlib import pyplot as plt
 
-from actor.evaluate import returns_csv_path
 from common.errors import UserError
+from common.paths import returns_csv_path
 from deploy.progress import read_eval_returns
 
 

@@ -4,10 +4,12 @@ from common import shutdown
 shutdown.block_signals()  # Before anything starts threads.
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from common import cli
+cli.pause_gc()  # Until cli.run: the imports go faster.
+
 from absl import flags
 from absl import logging
 
-from common import cli
 from reverb_server.server import ReplayServer
 from reverb_server.server import ServerSettings
 

@@ -39,6 +39,20 @@ def test_bad_experiment_is_one_error_line(module, args, message):
   assert message in errors[0]
 
 
+def test_launcher_repeats_a_childs_bad_input_error(tmp_path):
+  # The launcher does not build the env itself: its children say what is
+  # wrong, and it repeats that as its one error line.
+  result = run_module('deploy.launch_local', [
+      f'--flagfile={CARTPOLE_FLAGS}', '--env=NoSuchEnv-v0',
+      f'--root_dir={tmp_path}'], _TIMEOUT_S)
+  assert result.returncode == 2, result.stderr[-2000:]
+  errors = _error_lines(result)
+  assert len(errors) == 1, result.stderr[-2000:]
+  assert errors[0].startswith('error (launcher): '), errors[0]
+  assert "EnvError: unknown env 'NoSuchEnv-v0' in the gym suite" in errors[0]
+  assert f'(its log: {tmp_path}/logs/' in errors[0]
+
+
 @pytest.mark.parametrize('module, args', [
     ('actor', []),
     ('actor', ['--mode=eval', '--root_dir=/tmp/unused']),

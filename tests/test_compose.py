@@ -125,5 +125,5 @@ def test_compose_topology_end_to_end(docker, tmp_path):
           f'ckpt-{_SMOKE_MAX_STEPS}.index').exists()
   assert glob.glob(str(results / 'reverb_checkpoints' / '*' / 'DONE'))
   rows = (results / 'eval' / 'returns.csv').read_text().splitlines()
-  assert rows[0].startswith('train_step,') and len(rows) >= 3
+  assert rows[0].startswith('train_step,') and len(rows) >= 2
   assert rows[-1].startswith(f'{_SMOKE_MAX_STEPS},')

@@ -25,7 +25,7 @@ def test_same_counts_as_tf_agents_metrics(num_envs):
   ours = EpisodeStats(num_envs)
   policy = random_py_policy.RandomPyPolicy(
       env.time_step_spec(), env.action_spec(),
-      outer_dims=(num_envs,) if env.batched else None)
+      outer_dims=(num_envs,) if env.batched else None, seed=7)
   driver = py_driver.PyDriver(env, policy, [ours, *theirs], max_steps=600)
   driver.run(env.reset())
   steps, episodes, average_return, average_length = (

@@ -114,12 +114,14 @@ def test_killed_actor_training_continues_and_relaunch_rejoins(job):
 
 
 def _last_checkpoint_step(root_dir):
-  checkpoints = os.path.join(root_dir, 'train', 'checkpoints')
-  if not os.path.isdir(checkpoints):
-    return 0
-  steps = [int(m.group(1)) for name in os.listdir(checkpoints)
-           for m in [re.match(r'ckpt-(\d+)\.index$', name)] if m]
-  return max(steps, default=0)
+  """The step of the checkpoint a relaunched learner restores: the one its
+  CheckpointManager recorded in the `checkpoint` state file (atomically
+  rewritten), not the newest ckpt-N.index, which appears a moment before it
+  is recorded."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  latest = tf.train.latest_checkpoint(
+      os.path.join(root_dir, 'train', 'checkpoints'))
+  return int(re.search(r'ckpt-(\d+)$', latest).group(1)) if latest else 0
 
 
 def test_killed_learner_resumes_from_its_checkpoint(job):
@@ -190,9 +192,11 @@ def test_server_restart_restores_replay_and_everyone_reconnects(job):
   trained_s = time.monotonic() - restarting
   job.wait_for(lambda: _inserts(job.client) > inserts + 100,
                'the actors to insert again')
+  # While the server is away, ServerWatch's checks back off up to 60s apart
+  # (max_backoff_s), each asking for up to 3s.
   for name in ('learner', 'actor_0', 'actor_1'):
     job.wait_for(lambda name=name: 'answers again' in _log_text(job, name),
-                 f'{name} to log that the server is back', timeout_s=60)
+                 f'{name} to log that the server is back', timeout_s=120)
   print(f'server stopped in {stop_s:.1f}s with {checkpointed[-1]} items '
         f'checkpointed, restored {restored}; training again '
         f'{trained_s:.1f}s after the restart (train_step {step_before} before)')

@@ -51,7 +51,9 @@ def _assert_finished_job(result, root_dir, max_train_steps, actors):
         f'actor_{task} never received new weights: {versions}')
   rows = _eval_rows(root_dir)
   steps = [row['train_step'] for row in rows]
-  assert steps[0] == 0 and steps[-1] == max_train_steps, steps
+  # Eval starts once training runs: its first evaluation is of the weights
+  # of that moment, its last of the final ones.
+  assert steps == sorted(steps) and steps[-1] == max_train_steps, steps
   assert all(row['average_episode_length'] > 0 for row in rows)
   checkpoints = os.listdir(os.path.join(root_dir, 'train', 'checkpoints'))
   assert f'ckpt-{max_train_steps}.index' in checkpoints, checkpoints

@@ -37,7 +37,8 @@ def test_batched_envs_write_consecutive_steps_of_one_env_per_item():
     writer = ReplayWriter(client, layout, lambda: False, num_envs=_NUM_ENVS)
     tfa_actor.Actor(
         env, random_py_policy.RandomPyPolicy(
-            env.time_step_spec(), env.action_spec(), outer_dims=(_NUM_ENVS,)),
+            env.time_step_spec(), env.action_spec(), outer_dims=(_NUM_ENVS,),
+            seed=1),
         train_utils.create_train_step(), steps_per_run=_STEPS,
         observers=[writer]).run()
     writer.close(flush_timeout_s=10)

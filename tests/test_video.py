@@ -9,8 +9,13 @@ import imageio
 import numpy as np
 from PIL import Image
 import pytest
+import tensorflow as tf
+from tf_agents.environments import py_environment
+from tf_agents.policies import random_py_policy
+from tf_agents.specs import array_spec
 from tf_agents.train import learner as tfa_learner
 from tf_agents.train import triggers
+from tf_agents.trajectories import time_step as ts
 
 from common import agents
 from common import cli
@@ -28,12 +33,16 @@ _TIMEOUT_S = 300
 def _save_untrained_policies(flagfile: str, root_dir: str) -> None:
   """The learner's policies dir: SavedModels at train step 0, as its
   PolicySavedModelTrigger writes them on start, and a policy checkpoint at
-  _TRAIN_STEP, as it writes them every policy_save_every_steps."""
+  _TRAIN_STEP, as it writes them every policy_save_every_steps. The
+  weights are seeded (config.seed), so every run records the same policy:
+  Keras initializers draw their seeds from Keras' own generator, which only
+  tf.keras.utils.set_random_seed seeds (tf.random.set_seed does not)."""
   fv = flags.FlagValues()
   cli.define_experiment_flags(fv)
   fv(['prog', f'--flagfile={flagfile}'])
   config = cli.experiment_config(fv)
-  env = envs.load_env(config.env)
+  tf.keras.utils.set_random_seed(config.seed)
+  env = envs.load_env(config.env, seed=config.seed)
   agent, train_step = agents.make_agent(config, env)
   env.close()
   save_policies = triggers.PolicySavedModelTrigger(
@@ -127,13 +136,70 @@ def test_minitaur_episodes_cut_at_max_steps(minitaur_run, tmp_path):
   out = str(tmp_path / 'minitaur.mp4')
   output = _record(MINITAUR_FLAGS, minitaur_run, out, '--episodes=2',
                    '--max_steps=20')
-  # Minitaur cannot fall within 20 steps (0.2 simulated seconds).
-  assert _episode_steps(output, 'greedy') == [20, 20]
-  assert _reported_frames(output, out) == 2 * 21
+  # An untrained Minitaur may fall (the env ends the episode) before the cut
+  # at 20 steps: whatever the weights, each episode has 1 to 20 steps (the
+  # test below pins which) and one frame per state, its first included.
+  steps = _episode_steps(output, 'greedy')
+  print('greedy episode steps:', steps)
+  assert len(steps) == 2 and all(1 <= s <= 20 for s in steps), output
+  frames = sum(s + 1 for s in steps)
+  assert _reported_frames(output, out) == frames, output
 
   count, size, _, first = _read_mp4(out)
-  assert (count, size) == (2 * 21, (960, 720))
+  assert (count, size) == (frames, (960, 720))
   assert _has_content(first)
+
+
+class _FixedLengthEnv(py_environment.PyEnvironment):
+  """Episodes the env itself ends after `length` steps; frames number the
+  steps taken since reset."""
+
+  def __init__(self, length):
+    super().__init__()
+    self._length = length
+    self._steps = 0
+
+  def observation_spec(self):
+    return array_spec.ArraySpec((1,), np.float32)
+
+  def action_spec(self):
+    return array_spec.BoundedArraySpec((), np.int32, 0, 1)
+
+  def _reset(self):
+    self._steps = 0
+    return ts.restart(np.zeros(1, np.float32))
+
+  def _step(self, action):
+    if self.current_time_step().is_last():
+      return self.reset()
+    self._steps += 1
+    observation = np.full(1, self._steps, np.float32)
+    if self._steps >= self._length:
+      return ts.termination(observation, 1.0)
+    return ts.transition(observation, 1.0)
+
+  def render(self, mode='rgb_array'):
+    return np.full((2, 2, 3), self._steps, np.uint8)
+
+
+@pytest.mark.parametrize('env_length, max_steps, steps', [
+    (5, 20, 5),    # Ended by the env before the cut.
+    (20, 20, 20),  # Ended by the env at the cut.
+    (50, 20, 20),  # Cut at max_steps.
+    (1, 20, 1),
+    (50, 1, 1),
+])
+def test_an_episode_ends_with_the_env_or_at_max_steps(env_length, max_steps,
+                                                      steps):
+  env = _FixedLengthEnv(env_length)
+  policy = random_py_policy.RandomPyPolicy(env.time_step_spec(),
+                                           env.action_spec(), seed=0)
+  player = videos._Player(env, policy, max_steps)  # pylint: disable=protected-access
+  for _ in range(2):
+    frames = list(player.episode())
+    # The first state's frame, then one per step taken.
+    assert [int(frame[0, 0, 0]) for frame in frames] == list(range(steps + 1))
+  assert player.episode_steps == [steps, steps]
 
 
 def test_a_missing_policy_is_one_error_line(tmp_path):
