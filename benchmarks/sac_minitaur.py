@@ -1,0 +1,190 @@
+"""SAC Minitaur train steps/s: the SAC tutorial's loop vs our topology, both
+at one train step per env step.
+
+    .venv/bin/python -m benchmarks.sac_minitaur [--seconds=60] [--rounds=2]
+
+The tutorial loop (`--tutorial_seconds=N` runs one) is written from the SAC
+Minitaur tutorial: one process, an in-process Reverb table, TF-Agents'
+replay dataset, an Actor that collects 1 step and a Learner that trains 1
+step per iteration. The topology is `deploy.launch_local` with
+configs/minitaur_sac.flags and 2 collect actors plus the eval actor, whose
+rate limiter keeps the same 1:1 ratio. Both start with --initial_steps
+random steps instead of the tutorial's 10000 (this measures speed, not
+learning), and both are measured over the same --seconds once
+--warmup_seconds of training have passed. The tutorial's own evaluations
+(every 10000 iterations) are left out of its loop; the topology's eval
+actor runs beside training as it does in production. Fresh processes,
+alternating rounds, medians.
+"""
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+import portpicker
+
+from benchmarks import experiments
+from benchmarks.experiments import PROJECT_ROOT
+from benchmarks.table import print_table
+
+_SECONDS = flags.DEFINE_float('seconds', 60, 'Length of one measurement.')
+_WARMUP_SECONDS = flags.DEFINE_float(
+    'warmup_seconds', 15, 'Training before the measurement starts.')
+_ROUNDS = flags.DEFINE_integer('rounds', 2, 'Alternating rounds.')
+_ACTORS = flags.DEFINE_integer('actors', 2, 'Topology collect actors.')
+_INITIAL_STEPS = flags.DEFINE_integer(
+    'initial_steps', 1000, 'Random steps before training, both sides.')
+_TUTORIAL_SECONDS = flags.DEFINE_float(
+    'tutorial_seconds', None, 'Run the tutorial loop once, measuring this '
+    'long, and print its rate.')
+
+_RATE_LINE = 'tutorial loop: {:.2f} iterations/s'
+
+
+def tutorial_loop(seconds: float) -> None:
+  """The SAC Minitaur tutorial's loop; prints iterations/s."""
+  # pylint: disable=g-import-not-at-top
+  import reverb
+  from tf_agents.policies import py_tf_eager_policy
+  from tf_agents.policies import random_py_policy
+  from tf_agents.replay_buffers import reverb_replay_buffer
+  from tf_agents.replay_buffers import reverb_utils
+  from tf_agents.train import actor
+  from tf_agents.train import learner
+  from common import agents
+  from common import envs
+  # pylint: enable=g-import-not-at-top
+  config = experiments.load('minitaur_sac')
+  env = envs.load_env(config.env, seed=config.seed)
+  agent, train_step = agents.make_agent(config, env)
+  table = reverb.Table(
+      'uniform_table', max_size=config.replay.capacity,
+      sampler=reverb.selectors.Uniform(), remover=reverb.selectors.Fifo(),
+      rate_limiter=reverb.rate_limiters.MinSize(1))
+  server = reverb.Server([table])
+  replay = reverb_replay_buffer.ReverbReplayBuffer(
+      agent.collect_data_spec, sequence_length=2, table_name='uniform_table',
+      local_server=server)
+  dataset = replay.as_dataset(sample_batch_size=config.agent.batch_size,
+                              num_steps=2).prefetch(50)
+  observer = reverb_utils.ReverbAddTrajectoryObserver(
+      replay.py_client, 'uniform_table', sequence_length=2, stride_length=1)
+  actor.Actor(env, random_py_policy.RandomPyPolicy(
+      env.time_step_spec(), env.action_spec()), train_step,
+              steps_per_run=_INITIAL_STEPS.value, observers=[observer]).run()
+  root = tempfile.mkdtemp()
+  collect_actor = actor.Actor(
+      env, py_tf_eager_policy.PyTFEagerPolicy(agent.collect_policy,
+                                              use_tf_function=True),
+      train_step, steps_per_run=1, metrics=actor.collect_metrics(10),
+      summary_dir=os.path.join(root, learner.TRAIN_DIR),
+      observers=[observer])
+  agent_learner = learner.Learner(root, train_step, agent, lambda: dataset)
+  start = time.monotonic()
+  measured_from = None
+  while True:
+    collect_actor.run()
+    agent_learner.run(iterations=1)
+    now = time.monotonic()
+    if measured_from is None and now - start >= _WARMUP_SECONDS.value:
+      measured_from, first = now, agent_learner.train_step_numpy
+    elif measured_from is not None and now - measured_from >= seconds:
+      iterations = agent_learner.train_step_numpy - first
+      print(_RATE_LINE.format(iterations / (now - measured_from)), flush=True)
+      break
+  observer.close()
+  server.stop()
+
+
+def run_tutorial() -> float:
+  output = subprocess.run(
+      [sys.executable, '-m', 'benchmarks.sac_minitaur',
+       f'--tutorial_seconds={_SECONDS.value}',
+       f'--warmup_seconds={_WARMUP_SECONDS.value}',
+       f'--initial_steps={_INITIAL_STEPS.value}'],
+      capture_output=True, text=True, cwd=PROJECT_ROOT, check=True).stdout
+  return float(re.search(r'tutorial loop: ([\d.]+)', output).group(1))
+
+
+def run_topology() -> tuple:
+  """(train steps/s, the learner's last logged data wait)."""
+  # pylint: disable=g-import-not-at-top
+  from common import reverb_io
+  # pylint: enable=g-import-not-at-top
+  root = tempfile.mkdtemp()
+  port = portpicker.pick_unused_port()
+  launcher = subprocess.Popen(
+      [sys.executable, '-m', 'deploy.launch_local',
+       '--flagfile=configs/minitaur_sac.flags', f'--actors={_ACTORS.value}',
+       f'--initial_collect_steps={_INITIAL_STEPS.value}',
+       '--max_train_steps=10000000', f'--port={port}', f'--root_dir={root}'],
+      cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  try:
+    client = reverb_io.connect(f'localhost:{port}', timeout_s=120)
+    while not reverb_io.learner_train_step(client):
+      if launcher.poll() is not None:
+        raise RuntimeError(f'the launcher exited; logs in {root}/logs')
+      time.sleep(0.5)
+    time.sleep(_WARMUP_SECONDS.value)
+    rate = _push_rate(lambda: reverb_io.learner_train_step(client),
+                      _SECONDS.value)
+  finally:
+    launcher.send_signal(signal.SIGTERM)
+    launcher.wait()
+  with open(os.path.join(root, 'logs', 'learner.log')) as log:
+    waits = re.findall(r'data_wait=(\d+)%', log.read())
+  return rate, (f'{waits[-1]}%' if waits else '-')
+
+
+def _push_rate(train_step, seconds: float) -> float:
+  """Train steps/s between the first and the last weights push seen in
+  `seconds` (the server's train_step moves only at a push)."""
+  pushes = []
+  deadline = time.monotonic() + seconds
+  last = train_step()
+  while time.monotonic() < deadline:
+    time.sleep(0.2)
+    step = train_step()
+    if step != last:
+      pushes.append((time.monotonic(), step))
+      last = step
+  if len(pushes) < 2:
+    raise RuntimeError(f'fewer than 2 weights pushes in {seconds:.0f}s')
+  (start, first), (end, final) = pushes[0], pushes[-1]
+  return (final - first) / (end - start)
+
+
+def main(argv):
+  del argv
+  if _TUTORIAL_SECONDS.value is not None:
+    tutorial_loop(_TUTORIAL_SECONDS.value)
+    return
+  tutorial, topology, waits = [], [], []
+  for round_ in range(_ROUNDS.value):
+    tutorial.append(run_tutorial())
+    rate, wait = run_topology()
+    topology.append(rate)
+    waits.append(wait)
+    print(f'round {round_ + 1}: tutorial loop {tutorial[-1]:.1f} '
+          f'iterations/s, topology {rate:.1f} train steps/s (learner data '
+          f'wait {wait})', flush=True)
+  median_tutorial = statistics.median(tutorial)
+  median_topology = statistics.median(topology)
+  print_table(
+      ('variant', 'per round', 'median', 'vs tutorial loop'),
+      [('tutorial loop (iterations/s)', ', '.join(f'{r:.1f}' for r in tutorial),
+        f'{median_tutorial:.1f}', '1.00'),
+       (f'topology, {_ACTORS.value} actors + eval (train steps/s; learner '
+        f'data wait {", ".join(waits)})',
+        ', '.join(f'{r:.1f}' for r in topology), f'{median_topology:.1f}',
+        f'{median_topology / median_tutorial:.2f}')])
+
+
+if __name__ == '__main__':
+  app.run(main)
