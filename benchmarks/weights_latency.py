@@ -83,6 +83,8 @@ def measure(name: str) -> Row:
     check_round_trip(learner, learner_variables, actor, actor_variables)
     push_s, pull_s = [], []
     for repetition in range(_WARM_UP + _REPETITIONS.value):
+      # A new version each time: a pull of the version held assigns nothing.
+      learner_variables[specs_lib.TRAIN_STEP_KEY].assign_add(1)
       start = time.perf_counter()
       learner.push()
       pushed = time.perf_counter()
