@@ -29,18 +29,11 @@ class LayoutError(UserError, ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class _Field:
-  path: str
   dtype: np.dtype
   shape: Tuple[int, ...]
   offset: int  # In bytes, within the step's vector.
-
-  @property
-  def size(self) -> int:
-    return int(np.prod(self.shape, dtype=np.int64))
-
-  @property
-  def nbytes(self) -> int:
-    return self.size * self.dtype.itemsize
+  size: int  # Elements (packing reads it every step: not derived each time).
+  nbytes: int
 
 
 class ReplayLayout:
@@ -59,7 +52,9 @@ class ReplayLayout:
       if not spec.shape.is_fully_defined():
         raise LayoutError(f'replay field {name} has shape {spec.shape}: '
                           f'stored fields need a fixed shape')
-      field = _Field(name, dtype, tuple(spec.shape.as_list()), offset)
+      shape = tuple(spec.shape.as_list())
+      size = int(np.prod(shape, dtype=np.int64))
+      field = _Field(dtype, shape, offset, size, size * dtype.itemsize)
       fields.append(field)
       offset += field.nbytes
     self._fields = tuple(fields)
