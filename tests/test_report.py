@@ -40,8 +40,8 @@ def run(tmp_path_factory):
   """A launcher run; status, TensorBoard and eval are looked at while it
   trains.
 
-  At the launcher's first progress line with a train step, the learner is
-  stopped (SIGSTOP) until the status command has looked at the job,
+  When the launcher says the learner has trained its first step, the
+  learner is stopped (SIGSTOP) until the status command has looked at the job,
   TensorBoard has answered and eval has written its first result, then
   resumed (SIGCONT). The job cannot end while its learner is held (the
   launcher waits for it), so none of this depends on how fast the machine
@@ -66,15 +66,18 @@ def run(tmp_path_factory):
       child = re.match(r'\s+(\S+)\s+pid (\d+)', line)
       if child:
         pids[child.group(1)] = int(child.group(2))
-      progress = re.match(r'\[\s*\d+s\] train_step ([1-9]\d*)', line)
-      if progress and 'status' not in live:
+      # The launcher's line when the learner has trained its first step:
+      # thousands of steps before the run's end, however fast the machine.
+      if line.startswith('First train step') and 'status' not in live:
         address = re.search(r'--reverb_address=(\S+)',
                             ''.join(lines)).group(1)
         held_at = time.monotonic()
         with _held(pids['learner']):
-          live['held_step'] = int(progress.group(1))
           live['status'] = run_module('report.status', [
               f'--reverb_address={address}', f'--root_dir={root_dir}'], 60)
+          held_step = re.search(r'learner train_step (\d+)',
+                                live['status'].stdout)
+          live['held_step'] = int(held_step.group(1)) if held_step else 0
           tensorboard.join(timeout=_HOLD_TIMEOUT_S)
           # (Unless the launcher ended: a child died, which it reports.)
           _wait_for(lambda: launcher.poll() is not None or read_eval_returns(

@@ -17,7 +17,9 @@ from tests.helpers import run_module
 from tests.helpers import scalar_values
 
 _SMALL_CARTPOLE = [
-    f'--flagfile={CARTPOLE_FLAGS}', '--max_train_steps=400',
+    # Long enough that the second actor, started when the learner first
+    # pushes, inserts and pulls well before the end (seconds to spare).
+    f'--flagfile={CARTPOLE_FLAGS}', '--max_train_steps=1000',
     '--initial_collect_steps=200', '--push_every_steps=50',
     '--pull_every_steps=50', '--eval_every_steps=200', '--eval_episodes=2',
     '--log_every_steps=100', '--checkpoint_every_steps=200',
@@ -66,7 +68,7 @@ def test_cartpole_dqn_two_actors_learner_and_eval(tmp_path):
   result = run_module('deploy.launch_local',
                       [*_SMALL_CARTPOLE, '--actors=2', f'--root_dir={root_dir}'],
                       timeout_s=400)
-  _assert_finished_job(result, root_dir, max_train_steps=400, actors=2)
+  _assert_finished_job(result, root_dir, max_train_steps=1000, actors=2)
   # The learner wrote its loss summaries.
   assert scalar_values(os.path.join(root_dir, 'train'), 'Losses/total_loss')
 
