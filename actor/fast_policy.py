@@ -35,7 +35,6 @@ class FastPyPolicy(py_policy.PyPolicy):
                      info_spec=tensor_spec.to_nest_array_spec(
                          policy.info_spec))
     self._batched = batched
-    self._policy = policy
     step_spec = policy.time_step_spec
 
     def action(*flat_time_step):
