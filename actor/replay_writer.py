@@ -5,7 +5,8 @@ sequence_length 2 and stride 1 (every pair of consecutive steps of an
 episode), in the packed layout, but it never runs more than
 `max_in_flight_items` per env ahead of the server, and every wait on the
 server (the rate limiter holding an insert) wakes up twice a second to
-check whether the actor should stop, and logs when it has waited long. A stop request ends collection at the next step.
+check whether the actor should stop, and logs when it has waited long. A
+stop request ends collection at the next step.
 """
 import time
 from typing import Callable
