@@ -76,18 +76,18 @@ def _evaluate(eval_actor, metrics, version, csv_path) -> None:
   eval_actor.write_metric_summaries()
   eval_actor.summary_writer.flush()
   results = {m.name: float(m.result()) for m in metrics}
-  _append_csv(csv_path, {
-      'train_step': version,
-      'wall_time': round(time.time(), 3),
-      'average_return': results['AverageReturn'],
-      'average_episode_length': results['AverageEpisodeLength']})
+  append_result(csv_path, version, results)
   logging.info('eval train_step=%d average_return=%.2f '
                'average_episode_length=%.1f (%.1fs)', version,
                results['AverageReturn'], results['AverageEpisodeLength'],
                time.monotonic() - start)
 
 
-def _append_csv(path, row) -> None:
+def append_result(path: str, train_step: int, results: dict) -> None:
+  """One row of the returns CSV from eval metrics' {name: value}."""
+  row = {'train_step': train_step, 'wall_time': round(time.time(), 3),
+         'average_return': results['AverageReturn'],
+         'average_episode_length': results['AverageEpisodeLength']}
   new_file = not os.path.exists(path)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, 'a', newline='') as f:

@@ -3,14 +3,17 @@ replay table (MinSize limiter, room for every insert), and its Reverb server
 as a separate process, as in production (samples and inserts over gRPC)."""
 import contextlib
 import os
+import shlex
 import subprocess
 import sys
+import time
 from typing import Iterator, List, NamedTuple
 
 from absl import flags
 import portpicker
 
 from common import cli
+from common import paths
 from common import reverb_io
 from common.config import ExperimentConfig
 
@@ -25,10 +28,16 @@ def flag_args(name: str, overrides) -> List[str]:
 
 
 def load(name: str, *overrides: str) -> ExperimentConfig:
-  """configs/<name>.flags with `overrides` (more --flag=value)."""
+  """configs/<name>.flags with `overrides` (more --flag=value), its replay
+  table made unblocking."""
+  return parse_config(flag_args(name, overrides))
+
+
+def parse_config(args: List[str]) -> ExperimentConfig:
+  """The experiment config of command-line flags."""
   fv = flags.FlagValues()
   cli.define_experiment_flags(fv)
-  fv(['benchmark', *flag_args(name, overrides)])
+  fv(['benchmark', *args])
   return cli.experiment_config(fv)
 
 
@@ -52,3 +61,25 @@ def server_process(name: str, *overrides: str) -> Iterator[ServerProcess]:
   finally:
     server.kill()
     server.wait()
+
+
+def run_to_results(name: str, command: List[str], root_dir: str,
+                   record_start: bool = False) -> str:
+  """Runs `command`, which writes a run with eval results into root_dir,
+  its output in root_dir/<name>.out; a root_dir that already holds results
+  is kept and not run again. `record_start` notes the start time for a
+  command that does not (the launcher does). Returns root_dir."""
+  if os.path.exists(paths.returns_csv_path(root_dir)):
+    print(f'{name}: reporting the results already in {root_dir}', flush=True)
+    return root_dir
+  if record_start:
+    paths.record_start(root_dir)
+  os.makedirs(root_dir, exist_ok=True)
+  log_path = os.path.join(root_dir, f'{name}.out')
+  print(f'{name}: {shlex.join(command)} > {log_path}', flush=True)
+  started = time.monotonic()
+  with open(log_path, 'w') as log:
+    subprocess.run(command, cwd=PROJECT_ROOT, stdout=log,
+                   stderr=subprocess.STDOUT, check=True)
+  print(f'{name}: done in {time.monotonic() - started:.0f}s', flush=True)
+  return root_dir

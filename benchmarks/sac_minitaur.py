@@ -3,9 +3,8 @@ at one train step per env step.
 
     .venv/bin/python -m benchmarks.sac_minitaur [--seconds=60] [--rounds=2]
 
-The tutorial loop (`--tutorial_seconds=N` runs one) is written from the SAC
-Minitaur tutorial: one process, an in-process Reverb table, TF-Agents'
-replay dataset, an Actor that collects 1 step and a Learner that trains 1
+The tutorial loop (`--tutorial_seconds=N` runs one) is
+benchmarks/sac_tutorial.py's: one process, collecting 1 step and training 1
 step per iteration. The topology is `deploy.launch_local` with
 configs/minitaur_sac.flags and 2 collect actors plus the eval actor, whose
 rate limiter keeps the same 1:1 ratio. Both start with --initial_steps
@@ -49,57 +48,22 @@ _RATE_LINE = 'tutorial loop: {:.2f} iterations/s'
 
 def tutorial_loop(seconds: float) -> None:
   """The SAC Minitaur tutorial's loop; prints iterations/s."""
-  # pylint: disable=g-import-not-at-top
-  import reverb
-  from tf_agents.policies import py_tf_eager_policy
-  from tf_agents.policies import random_py_policy
-  from tf_agents.replay_buffers import reverb_replay_buffer
-  from tf_agents.replay_buffers import reverb_utils
-  from tf_agents.train import actor
-  from tf_agents.train import learner
-  from common import agents
-  from common import envs
-  # pylint: enable=g-import-not-at-top
-  config = experiments.load('minitaur_sac')
-  env = envs.load_env(config.env, seed=config.seed)
-  agent, train_step = agents.make_agent(config, env)
-  table = reverb.Table(
-      'uniform_table', max_size=config.replay.capacity,
-      sampler=reverb.selectors.Uniform(), remover=reverb.selectors.Fifo(),
-      rate_limiter=reverb.rate_limiters.MinSize(1))
-  server = reverb.Server([table])
-  replay = reverb_replay_buffer.ReverbReplayBuffer(
-      agent.collect_data_spec, sequence_length=2, table_name='uniform_table',
-      local_server=server)
-  dataset = replay.as_dataset(sample_batch_size=config.agent.batch_size,
-                              num_steps=2).prefetch(50)
-  observer = reverb_utils.ReverbAddTrajectoryObserver(
-      replay.py_client, 'uniform_table', sequence_length=2, stride_length=1)
-  actor.Actor(env, random_py_policy.RandomPyPolicy(
-      env.time_step_spec(), env.action_spec()), train_step,
-              steps_per_run=_INITIAL_STEPS.value, observers=[observer]).run()
-  root = tempfile.mkdtemp()
-  collect_actor = actor.Actor(
-      env, py_tf_eager_policy.PyTFEagerPolicy(agent.collect_policy,
-                                              use_tf_function=True),
-      train_step, steps_per_run=1, metrics=actor.collect_metrics(10),
-      summary_dir=os.path.join(root, learner.TRAIN_DIR),
-      observers=[observer])
-  agent_learner = learner.Learner(root, train_step, agent, lambda: dataset)
+  from benchmarks import sac_tutorial  # pylint: disable=g-import-not-at-top
+  loop = sac_tutorial.TutorialLoop(experiments.load('minitaur_sac'),
+                                   tempfile.mkdtemp())
+  loop.collect_initial(_INITIAL_STEPS.value)
   start = time.monotonic()
   measured_from = None
   while True:
-    collect_actor.run()
-    agent_learner.run(iterations=1)
+    step = loop.iteration()
     now = time.monotonic()
     if measured_from is None and now - start >= _WARMUP_SECONDS.value:
-      measured_from, first = now, agent_learner.train_step_numpy
+      measured_from, first = now, step
     elif measured_from is not None and now - measured_from >= seconds:
-      iterations = agent_learner.train_step_numpy - first
-      print(_RATE_LINE.format(iterations / (now - measured_from)), flush=True)
+      print(_RATE_LINE.format((step - first) / (now - measured_from)),
+            flush=True)
       break
-  observer.close()
-  server.stop()
+  loop.close()
 
 
 def run_tutorial() -> float:

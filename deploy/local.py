@@ -26,6 +26,7 @@ from typing import Dict, List, Optional
 from absl import logging
 
 from common import shutdown
+from common.paths import record_start
 from common.paths import returns_csv_path
 from deploy import progress
 from learner import PUSHED_WEIGHTS_LOG
@@ -242,6 +243,7 @@ def _start_plan(children: Dict[str, Child]) -> str:
 def run_local(settings: LaunchSettings, stop: shutdown.Shutdown) -> int:
   """Runs the topology to the end; returns the launcher's exit code."""
   start = time.monotonic()
+  record_start(settings.root_dir)
   port = settings.port or free_port()
   children = build_children(settings, port)
   env = _child_env()

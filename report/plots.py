@@ -9,6 +9,7 @@ matplotlib.use('Agg')  # Headless: no display needed.
 from matplotlib import pyplot as plt
 
 from common.errors import UserError
+from common.paths import read_start
 from common.paths import returns_csv_path
 from deploy.progress import read_eval_returns
 
@@ -22,8 +23,9 @@ class RunReturns:
   """One run's evaluations, in the order the eval actor wrote them."""
   label: str
   train_steps: List[int]
-  seconds: List[float]  # Since the run's first evaluation.
+  seconds: List[float]  # Since the run started (else its first evaluation).
   returns: List[float]
+  since_start: bool  # False: the run's start time was not recorded.
 
 
 def read_run(root_dir: str, label: str = '') -> RunReturns:
@@ -34,12 +36,14 @@ def read_run(root_dir: str, label: str = '') -> RunReturns:
     raise NoResultsError(
         f'no eval results in {path}: the eval actor writes them (the '
         f'launcher runs it unless --noeval); pass the root_dir of such a run')
-  start = float(rows[0]['wall_time'])
+  started = read_start(root_dir)
+  start = float(rows[0]['wall_time']) if started is None else started
   return RunReturns(
       label=label or os.path.basename(os.path.normpath(root_dir)),
       train_steps=[int(r['train_step']) for r in rows],
       seconds=[float(r['wall_time']) - start for r in rows],
-      returns=[float(r['average_return']) for r in rows])
+      returns=[float(r['average_return']) for r in rows],
+      since_start=started is not None)
 
 
 def plot_returns(runs: Sequence[RunReturns], out_path: str,
@@ -53,7 +57,9 @@ def plot_returns(runs: Sequence[RunReturns], out_path: str,
     by_time.plot(run.seconds, run.returns, marker='.', label=run.label)
   by_step.set_xlabel('train step')
   by_step.set_ylabel('average return')
-  by_time.set_xlabel('seconds since the first evaluation')
+  by_time.set_xlabel('seconds since the run started'
+                     if all(run.since_start for run in runs)
+                     else 'seconds since the first evaluation')
   for axes in (by_step, by_time):
     axes.grid(alpha=0.3)
   if len(runs) > 1:

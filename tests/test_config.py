@@ -1,7 +1,11 @@
 """Configs: the tutorials' defaults, the shipped flagfiles, bad values."""
+import glob
+import os
+
 from absl import flags
 import pytest
 
+from benchmarks import targets
 from common import cli
 from common import config as cfg
 from tests.helpers import CARTPOLE_FLAGS
@@ -35,6 +39,19 @@ def test_minitaur_flagfile_is_the_sac_tutorial():
   assert config.agent.target_update_tau == 0.005
   assert config.replay.samples_per_insert == 256
   assert config.replay.capacity == 10000
+
+
+def test_every_shipped_flagfile_parses_and_states_its_target():
+  names = sorted(os.path.basename(path)[:-len('.flags')] for path in
+                 glob.glob(os.path.join(os.path.dirname(CARTPOLE_FLAGS),
+                                        '*.flags')))
+  shipped = [name for name in names if not name.endswith('_smoke')]
+  assert shipped == sorted(targets.SHIPPED)
+  for name in shipped:
+    config = _parse(f'--flagfile={targets.flagfile_path(name)}')
+    target = targets.read_target(name)
+    assert target is not None, f'{name}.flags states no target line'
+    assert 0 < target.train_steps <= config.train.max_train_steps, name
 
 
 def test_flags_override_the_flagfile():

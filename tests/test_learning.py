@@ -1,7 +1,11 @@
-"""CartPole-v0 DQN with 2 actors learns to the top: greedy eval return >= 195."""
+"""The topology learns: CartPole-v0 DQN to the top (greedy eval return
+>= 195), and Pendulum-v1 SAC to its flagfile's stated target."""
 import os
 
 import pytest
+
+from benchmarks.targets import flagfile_path
+from benchmarks.targets import read_target
 
 from deploy import progress
 from tests.helpers import CARTPOLE_FLAGS
@@ -30,3 +34,24 @@ def test_cartpole_dqn_reaches_195(tmp_path):
                           for r in rows])
   assert float(best['average_return']) >= TARGET_RETURN, rows
   assert int(best['train_step']) <= MAX_TRAIN_STEPS
+
+
+@pytest.mark.slow
+def test_pendulum_sac_reaches_its_target(tmp_path):
+  """The SAC path learns through the real topology: configs/pendulum_sac.flags
+  reaches the return it states within its train steps (~1-2 minutes)."""
+  target = read_target('pendulum_sac')
+  root_dir = str(tmp_path / 'run')
+  result = run_module('deploy.launch_local', [
+      f'--flagfile={flagfile_path("pendulum_sac")}',
+      f'--max_train_steps={target.train_steps}', '--actors=2',
+      f'--stop_at_return={target.average_return}', f'--root_dir={root_dir}'],
+                      timeout_s=600)
+  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+  rows = progress.read_eval_returns(
+      os.path.join(root_dir, 'eval', 'returns.csv'))
+  print('eval returns:', [(r['train_step'], r['average_return'])
+                          for r in rows])
+  best = max(rows, key=lambda row: float(row['average_return']))
+  assert float(best['average_return']) >= target.average_return, rows
+  assert int(best['train_step']) <= target.train_steps

@@ -15,7 +15,11 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from actor.evaluate import append_result
+from common import paths
+from common.paths import returns_csv_path
 from deploy.progress import read_eval_returns
+from report import plots
 from tests.helpers import CARTPOLE_FLAGS
 from tests.helpers import PROJECT_ROOT
 from tests.helpers import child_env
@@ -223,3 +227,19 @@ def test_plot_without_results_is_one_error_line(tmp_path):
   assert result.returncode == 2
   assert f'NoResultsError: no eval results in {tmp_path}/eval/returns.csv' in (
       result.stderr)
+
+
+def test_plot_times_from_the_run_start_and_a_relaunch_keeps_it(tmp_path):
+  root_dir = str(tmp_path)
+  append_result(returns_csv_path(root_dir), 100,
+                {'AverageReturn': 1.0, 'AverageEpisodeLength': 5.0})
+  no_start = plots.read_run(root_dir)
+  assert not no_start.since_start and no_start.seconds == [0.0]
+  paths.record_start(root_dir)
+  first_start = paths.read_start(root_dir)
+  with open(os.path.join(root_dir, paths.STARTED_AT), 'w') as f:
+    f.write(f'{first_start - 30}\n')  # The run started 30 s before its eval.
+  paths.record_start(root_dir)  # A relaunch of the same run.
+  run = plots.read_run(root_dir)
+  assert run.since_start and 29 < run.seconds[0] < 40
+  assert paths.read_start(root_dir) == pytest.approx(first_start - 30)
