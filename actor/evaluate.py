@@ -17,7 +17,7 @@ from common.paths import returns_csv_path
 CSV_FIELDS = ('train_step', 'wall_time', 'average_return',
               'average_episode_length')
 # Eval envs are seeded apart from the collect actors' (seed + task).
-_EVAL_SEED_OFFSET = 100000
+EVAL_SEED_OFFSET = 100000
 _POLL_S = 1.0
 
 
@@ -27,7 +27,7 @@ def run_eval(config: ExperimentConfig, settings: runtime_lib.ActorSettings,
   if not settings.root_dir:
     raise ValueError('the eval actor needs --root_dir for its results')
   rt = runtime_lib.start_runtime(
-      config, settings, seed=config.seed + _EVAL_SEED_OFFSET, stop=stop)
+      config, settings, seed=config.seed + EVAL_SEED_OFFSET, stop=stop)
   eval_dir = os.path.join(settings.root_dir, EVAL_DIR)
   metrics = tfa_actor.eval_metrics(config.train.eval_episodes)
 

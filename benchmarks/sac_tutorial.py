@@ -23,6 +23,7 @@ from tf_agents.train import actor
 from tf_agents.train import learner
 from tf_agents.train import triggers
 
+from actor.evaluate import EVAL_SEED_OFFSET
 from actor.evaluate import append_result
 from common import agents
 from common import envs
@@ -31,7 +32,6 @@ from common.paths import returns_csv_path
 # pylint: enable=g-import-not-at-top
 
 _TABLE = 'uniform_table'
-_EVAL_SEED_OFFSET = 100000  # As our eval actor: eval env seeded apart.
 
 
 class TutorialLoop:
@@ -43,7 +43,7 @@ class TutorialLoop:
     self.root_dir = root_dir
     self.collect_env = envs.load_env(config.env, seed=config.seed)
     self.eval_env = envs.load_env(config.env,
-                                  seed=config.seed + _EVAL_SEED_OFFSET)
+                                  seed=config.seed + EVAL_SEED_OFFSET)
     self.agent, self.train_step = agents.make_agent(config, self.collect_env)
     table = reverb.Table(
         _TABLE, max_size=config.replay.capacity,
