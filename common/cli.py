@@ -67,6 +67,10 @@ def define_experiment_flags(fv: flags.FlagValues = flags.FLAGS) -> List[str]:
          'train step per env step as in the tutorials).')
   define(flags.DEFINE_integer, 'rate_limiter_slack_steps', 1000,
          'Env steps collection may run ahead of or behind that ratio.')
+  define(flags.DEFINE_float, 'replay_checkpoint_every_s', 300,
+         'The Reverb server checkpoints its tables this often (seconds; and '
+         'on SIGTERM): a server that is killed loses at most the items '
+         'inserted since.')
   define(flags.DEFINE_integer, 'max_train_steps', 20000,
          'Training stops at this train step.')
   define(flags.DEFINE_integer, 'push_every_steps', 100,
@@ -116,7 +120,8 @@ def experiment_config(fv: flags.FlagValues = flags.FLAGS
       replay=cfg.ReplayConfig(
           capacity=fv.replay_capacity, min_size=fv.initial_collect_steps,
           rate_limiter=fv.rate_limiter, samples_per_insert=samples_per_insert,
-          slack_steps=fv.rate_limiter_slack_steps),
+          slack_steps=fv.rate_limiter_slack_steps,
+          checkpoint_every_s=fv.replay_checkpoint_every_s),
       train=cfg.TrainConfig(
           max_train_steps=fv.max_train_steps,
           push_every_steps=fv.push_every_steps,
@@ -162,7 +167,8 @@ def pause_gc() -> None:
 
 
 def run(name: str, main: Callable[[], None]) -> None:
-  """app.run with fail-fast handling: a user error is one line and exit 2.
+  """app.run with fail-fast handling: a user error (a bad flag included) is
+  one line and exit 2.
 
   Collection resumes (see `pause_gc`), with what the imports made frozen:
   never garbage, so never scanned again.
@@ -179,7 +185,13 @@ def run(name: str, main: Callable[[], None]) -> None:
     except InterruptedError as e:  # A stop request during a startup wait.
       logging.info('%s: %s', name, e)
     exit_now(0)
-  app.run(wrapped)
+
+  def parse_flags(argv):
+    try:
+      return flags.FLAGS(argv)
+    except flags.Error as e:
+      fail(name, f'{e} (--helpshort lists the flags)')
+  app.run(wrapped, flags_parser=parse_flags)
 
 
 def exit_now(code: int) -> None:

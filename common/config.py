@@ -107,16 +107,19 @@ class ReplayConfig:
   as in the tutorials), allowing `slack_steps` env steps of drift either way.
   Actors collect with a random policy until the table holds `min_size`
   items (the tutorials' initial collection); the learner samples from then on.
+  The server checkpoints the tables every `checkpoint_every_s` (and on
+  SIGTERM): a server that is killed loses at most what came after.
   """
   capacity: int
   min_size: int
   rate_limiter: str = 'sample_to_insert'
   samples_per_insert: float = 64.0
   slack_steps: int = 1000
+  checkpoint_every_s: float = 300.0
 
   def __post_init__(self):
     _check_positive(self, 'capacity', 'min_size', 'samples_per_insert',
-                    'slack_steps')
+                    'slack_steps', 'checkpoint_every_s')
     _check(self.rate_limiter in RATE_LIMITERS,
            f'rate_limiter must be one of {RATE_LIMITERS}, '
            f'got {self.rate_limiter!r}')

@@ -1,5 +1,4 @@
 """Talking to the Reverb server: connecting, checking tables, syncing weights."""
-import socket
 import threading
 import time
 from typing import Callable, Dict, List, Optional
@@ -12,6 +11,7 @@ import tensorflow as tf
 import tree
 from tf_agents.experimental.distributed import reverb_variable_container
 
+from common import ports
 from common import shutdown
 from common.specs import ExperimentSpecs
 from common.specs import TRAIN_STEP_KEY
@@ -60,15 +60,10 @@ def _wait_for_listener(address: str, deadline: float) -> None:
   host, _, port = address.rpartition(':')
   if not host or not port.isdigit():
     return  # Not host:port; gRPC resolves it.
-  while True:
-    try:
-      with socket.create_connection((host.strip('[]'), int(port)),
-                                    timeout=1):
-        return
-    except OSError:
-      if time.monotonic() >= deadline:
-        return  # The server_info call says that nothing answers.
-      time.sleep(0.05)
+  while not ports.listening(host, int(port)):
+    if time.monotonic() >= deadline:
+      return  # The server_info call says that nothing answers.
+    time.sleep(0.05)
 
 
 def check_tables(client: reverb.Client, specs: ExperimentSpecs) -> None:

@@ -1,4 +1,5 @@
-"""Graceful stop on SIGTERM / SIGINT, even while the main thread is blocked.
+"""Graceful stop on SIGTERM / SIGINT / SIGHUP, even while the main thread is
+blocked.
 
 A Python signal handler only runs when the main thread returns to the
 interpreter, which never happens while it is blocked inside Reverb or
@@ -7,18 +8,44 @@ module blocks the signals before anything starts threads, and a watcher
 thread receives them with sigwait, sets an event the main loop checks, and
 forces the exit if the main thread has not finished after a grace period.
 """
+import ctypes
 import os
 import signal
 import sys
 import threading
 from typing import Callable, Optional
 
-_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+# SIGHUP is also what a child of the launcher gets when the launcher dies
+# (stop_with_parent). Only a second SIGTERM or SIGINT forces the exit: Linux
+# sends the parent-death signal again for each thread of the dying parent.
+_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def block_signals() -> None:
   """Call first thing in a main module, before TF or Reverb start threads."""
   signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+
+
+def stop_with_parent() -> Callable[[], None]:
+  """A Popen `preexec_fn`: the child gets SIGHUP when this process dies,
+  however it dies (kill -9 included), and starts with the stop signals
+  unblocked (a blocked signal mask is inherited across exec).
+
+  Call it in the thread that starts the child and lives as long as this
+  process (the main thread): Linux sends the signal when that thread ends.
+  """
+  parent = os.getpid()
+  prctl = (ctypes.CDLL(None, use_errno=True).prctl
+           if sys.platform.startswith('linux') else None)
+
+  def preexec() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+    if prctl is not None:
+      prctl(_PR_SET_PDEATHSIG, signal.SIGHUP)
+    if os.getppid() != parent:  # The parent died before the prctl.
+      os.kill(os.getpid(), signal.SIGHUP)
+  return preexec
 
 
 class Shutdown:
@@ -72,7 +99,8 @@ class Shutdown:
   def _wait_for_signal(self):
     received = signal.sigwait(_SIGNALS)
     self.request(f'received {signal.Signals(received).name}')
-    signal.sigwait(_SIGNALS)
+    while signal.sigwait(_SIGNALS) == signal.SIGHUP:
+      pass  # The same stop again: a dying parent sends it once per thread.
     self._reason = 'a second signal'
     self._force_exit(1, 0)
 

@@ -14,6 +14,7 @@ from absl import flags
 
 from common import cli
 from common import paths
+from deploy import restarts
 from deploy.local import LaunchSettings
 from deploy.local import run_local
 
@@ -22,7 +23,7 @@ _ROOT_DIR = flags.DEFINE_string('root_dir', None, 'Where results and logs go.',
                                 required=True)
 _ACTORS = flags.DEFINE_integer('actors', 2, 'Collect actors.', lower_bound=1)
 _PORT = flags.DEFINE_integer('port', 0, 'Reverb port (0: a free one).',
-                             lower_bound=0)
+                             lower_bound=0, upper_bound=65535)
 _EVAL = flags.DEFINE_boolean('eval', True, 'Run the eval actor.')
 _STRATEGY = flags.DEFINE_enum('strategy', 'default',
                               ['default', 'mirrored'], 'Learner strategy.')
@@ -33,6 +34,15 @@ _STOP_AT_RETURN = flags.DEFINE_float(
     'reaches this (e.g. 200 for CartPole-v0).')
 _TENSORBOARD_PORT = flags.DEFINE_integer(
     'tensorboard_port', 0, 'Also run TensorBoard on this port (0: do not).',
+    lower_bound=0, upper_bound=65535)
+_RESTART = flags.DEFINE_enum(
+    'restart', restarts.RestartPolicy.mode, restarts.RESTART_MODES,
+    'on-failure: restart a child that exits unexpectedly, after a backoff '
+    'that doubles with each restart; no: stop everything when one does.')
+_MAX_RESTARTS = flags.DEFINE_integer(
+    'max_restarts', restarts.RestartPolicy.max_restarts,
+    f'Restarts of one child within {restarts.RestartPolicy.window_s:.0f}s '
+    f'before the launcher gives up.',
     lower_bound=0)
 
 
@@ -56,7 +66,9 @@ def main():
       port=_PORT.value, eval=_EVAL.value, strategy=_STRATEGY.value,
       progress_every_s=_PROGRESS_EVERY_S.value,
       stop_at_return=_STOP_AT_RETURN.value,
-      tensorboard_port=_TENSORBOARD_PORT.value)
+      tensorboard_port=_TENSORBOARD_PORT.value,
+      restart=restarts.RestartPolicy(mode=_RESTART.value,
+                                     max_restarts=_MAX_RESTARTS.value))
   cli.exit_now(run_local(settings, shutdown.Shutdown(grace_s=300)))
 
 

@@ -1,34 +1,38 @@
 """The whole topology as processes on this host: server, learner, actors, eval.
 
 Each child is `python -m <binary>` with the experiment's flagfile; its output
-goes to <root_dir>/logs/<name>.log. The launcher prints progress, stops the
-children in a safe order, and fails loudly (naming the child and its log)
-when one dies.
+goes to <root_dir>/logs/<name>.log. The launcher prints progress, restarts
+a child that dies (deploy/restarts.py decides when), stops the children in a
+safe order, and fails loudly (naming the child and its log) when one keeps
+dying or was given bad input. Children stop when the launcher dies.
 
 Start order: a child's start-up is mostly importing TensorFlow and
 TF-Agents, 1.5-2 s of CPU each, so on a small host each process started
-early slows down the first train step. The server, the learner and the first collect actor start at
-once; the other collect actors when the learner has pushed its first weights
-(its own start-up is done); eval and TensorBoard when it has trained its
-first step. The launcher reads these milestones in the learner's log, and
-imports no TensorFlow itself until training runs (its Reverb client, for the
-progress lines, comes then).
+early slows down the first train step. The server, the learner and the
+first collect actor start at once; the other collect actors when the learner
+has pushed its first weights (its own start-up is done); eval and TensorBoard
+when it has trained its first step. The launcher reads these milestones in
+the learner's log, and imports no TensorFlow itself until training runs (its
+Reverb client, for the progress lines, comes then).
 """
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from absl import logging
 
+from common import ports
 from common import shutdown
 from common.paths import record_start
 from common.paths import returns_csv_path
 from deploy import progress
+from deploy.restarts import Restart
+from deploy.restarts import RestartHistory
+from deploy.restarts import RestartPolicy
 from learner import PUSHED_WEIGHTS_LOG
 from learner import TRAINING_LOG
 
@@ -56,6 +60,7 @@ class LaunchSettings:
   # Children waiting for a learner milestone start anyway this long after
   # the launch.
   staged_start_timeout_s: float = 30.0
+  restart: RestartPolicy = RestartPolicy()
 
 
 class ChildFailed(RuntimeError):
@@ -75,15 +80,20 @@ class Child:
   after: Optional[str] = None
   process: Optional[subprocess.Popen] = None
   log_start: int = 0  # Where this start's output begins in the log.
+  history: Optional[RestartHistory] = None
+  pending_restart: Optional[Restart] = None
+  restart_at: Optional[float] = None  # Monotonic time of the next start.
+  finished: bool = False  # Exited 0 when it was done.
 
   def start(self, env: Dict[str, str]) -> None:
     with open(self.log_path, 'ab') as log:
-      self.log_start = log.tell()  # The log is appended to on a relaunch.
+      self.log_start = log.tell()  # The log is appended to on a restart.
       # A session of its own: Ctrl-C reaches the launcher only, which then
-      # stops the children in order.
+      # stops the children in order. If the launcher dies, the children get
+      # SIGTERM (stop_with_parent) and stop as on Ctrl-C.
       self.process = subprocess.Popen(
           self.command, stdout=log, stderr=subprocess.STDOUT, env=env,
-          start_new_session=True)
+          start_new_session=True, preexec_fn=shutdown.stop_with_parent())
 
   @property
   def started(self) -> bool:
@@ -160,7 +170,7 @@ class ServerView:
   imports TensorFlow, which the launcher puts off until training runs."""
 
   def __init__(self, port: int):
-    self._address = f'localhost:{port}'
+    self.port = port
     self._client = None
 
   @property
@@ -171,14 +181,22 @@ class ServerView:
     """The client, made on the first call."""
     if self._client is None:
       import reverb  # pylint: disable=g-import-not-at-top
-      self._client = reverb.Client(self._address)
+      self._client = reverb.Client(f'localhost:{self.port}')
     return self._client
 
+  def answers(self) -> bool:
+    """Whether the server's port takes connections (no Reverb call: a call
+    to a server that is away would block for its timeout)."""
+    return ports.listening('localhost', self.port)
 
-def free_port() -> int:
-  with socket.socket() as s:
-    s.bind(('localhost', 0))
-    return s.getsockname()[1]
+  def read(self, read_fn: Callable, default=None):
+    """`read_fn(client)`, or `default` while the server is away (restarting)."""
+    if not self.answers():
+      return default
+    try:
+      return read_fn(self.client())
+    except Exception:  # pylint: disable=broad-except
+      return default  # It went away during the call.
 
 
 def build_children(settings: LaunchSettings, port: int) -> Dict[str, Child]:
@@ -211,7 +229,8 @@ def build_children(settings: LaunchSettings, port: int) -> Dict[str, Child]:
         f'--port={settings.tensorboard_port}']
     after[_TENSORBOARD] = TRAINING_LOG
   return {name: Child(name, base + command,
-                      os.path.join(logs, f'{name}.log'), after.get(name))
+                      os.path.join(logs, f'{name}.log'), after.get(name),
+                      history=RestartHistory(settings.restart))
           for name, command in commands.items()}
 
 
@@ -244,7 +263,7 @@ def run_local(settings: LaunchSettings, stop: shutdown.Shutdown) -> int:
   """Runs the topology to the end; returns the launcher's exit code."""
   start = time.monotonic()
   record_start(settings.root_dir)
-  port = settings.port or free_port()
+  port = settings.port or ports.free_port()
   children = build_children(settings, port)
   env = _child_env()
   print(f'{_start_plan(children)}; logs in {settings.root_dir}/logs',
@@ -254,7 +273,7 @@ def run_local(settings: LaunchSettings, stop: shutdown.Shutdown) -> int:
     for child in children.values():
       if child.after is None:
         child.start(env)
-    _wait_for_server(children['reverb_server'], port,
+    _wait_for_server(children['reverb_server'], server,
                      settings.startup_timeout_s)
     for child in children.values():
       if child.started:
@@ -266,7 +285,7 @@ def run_local(settings: LaunchSettings, stop: shutdown.Shutdown) -> int:
       print(f'TensorBoard: http://localhost:{settings.tensorboard_port} (once '
             f'training runs)', flush=True)
     outcome = _supervise(settings, children, server, env, stop, start)
-    _print_final(server.client(), settings.root_dir)
+    _print_final(server, settings.root_dir)
   except ChildFailed as e:
     print(f'error (launcher): {e}', file=sys.stderr, flush=True)
     _stop_all(children)
@@ -293,40 +312,87 @@ def _print_results(settings: LaunchSettings) -> None:
   print(f'Results in {root}:\n'
         f'  eval returns  {returns_csv_path(root)}\n'
         f'  plot          {plot}\n'
-        f'  video         {sys.executable} -m report.video --flagfile={settings.flagfile} '
-        f'--root_dir={root} --out={os.path.join(root, "video.mp4")}\n'
+        f'  video         {sys.executable} -m report.video '
+        f'--flagfile={settings.flagfile} --root_dir={root} '
+        f'--out={os.path.join(root, "video.mp4")}\n'
         f'  TensorBoard   tensorboard --logdir {root}\n'
         f'  logs          {os.path.join(root, "logs")}', flush=True)
 
 
-def _wait_for_server(server: Child, port: int, timeout_s: float) -> None:
+def _wait_for_server(server: Child, view: ServerView,
+                     timeout_s: float) -> None:
   """Until the server's port takes connections (no Reverb client here)."""
   deadline = time.monotonic() + timeout_s
-  while True:
-    _check_alive(server)
-    try:
-      with socket.create_connection(('localhost', port), timeout=1):
-        return
-    except OSError:
-      if time.monotonic() > deadline:
-        raise ChildFailed(
-            f'reverb_server did not answer on port {port} within '
-            f'{timeout_s:.0f}s; its log: {server.log_path}\n'
-            f'{server.log_tail()}') from None
-      time.sleep(0.1)
+  while not view.answers():
+    if server.returncode is not None:
+      _fail_on_bad_input(server)
+      raise ChildFailed(_exit_report(server, 'before it answered'))
+    if time.monotonic() > deadline:
+      raise ChildFailed(
+          f'reverb_server did not answer on port {view.port} within '
+          f'{timeout_s:.0f}s; its log: {server.log_path}\n'
+          f'{server.log_tail()}')
+    time.sleep(0.1)
 
 
-def _check_alive(child: Child, finished_ok: bool = False) -> None:
-  code = child.returncode
-  if code is None or (code == 0 and finished_ok):
-    return
-  error = child.error_line() if code == 2 else None
-  if error:  # Bad input: the child's one error line is the launcher's.
+def _exit_report(child: Child, what: str) -> str:
+  return (f'{child.name} exited with code {child.returncode} {what}; its log: '
+          f'{child.log_path}\n{child.log_tail()}')
+
+
+def _fail_on_bad_input(child: Child) -> None:
+  """Bad input (exit 2 with one error line) is never restarted: the child's
+  error line becomes the launcher's."""
+  error = child.error_line() if child.returncode == 2 else None
+  if error:
     raise ChildFailed(f'{child.name}: {error} (its log: {child.log_path})',
                       exit_code=2)
-  when = ' before training finished' if code == 0 else ''
-  raise ChildFailed(f'{child.name} exited with code {code}{when}; its log: '
-                    f'{child.log_path}\n{child.log_tail()}')
+
+
+def _is_done(child: Child, learner_done: bool, server: ServerView,
+             settings: LaunchSettings) -> bool:
+  """Whether an exit 0 is the child finishing: workers finish when training
+  is over, the server and TensorBoard never do."""
+  if child.name in _SERVICES or child.returncode != 0:
+    return False
+  return learner_done or server.read(
+      lambda client: _training_over(client, settings), default=False)
+
+
+def _handle_exits(children: Dict[str, Child], learner_done: bool,
+                  server: ServerView, settings: LaunchSettings,
+                  env: Dict[str, str]) -> None:
+  """Restarts the children due, and schedules the restart of those that
+  exited unexpectedly; raises ChildFailed for bad input or past the cap."""
+  now = time.monotonic()
+  for child in children.values():
+    if child.restart_at is not None:
+      if now >= child.restart_at:
+        code = child.returncode
+        child.start(env)
+        child.restart_at = None
+        print(f'{child.name} restarted ({child.pending_restart.count}/'
+              f'{settings.restart.max_restarts}): exit {code}, pid '
+              f'{child.process.pid}, log {child.log_path}', flush=True)
+      continue
+    if child.finished or child.returncode is None:
+      continue
+    if _is_done(child, learner_done, server, settings):
+      child.finished = True
+      continue
+    _fail_on_bad_input(child)
+    restart = child.history.on_exit(now)
+    if restart is None:
+      what = ('before training finished' if child.returncode == 0 else
+              'unexpectedly')
+      if settings.restart.mode != 'no':
+        what += (f', past {settings.restart.max_restarts} restarts within '
+                 f'{settings.restart.window_s:.0f}s')
+      raise ChildFailed(_exit_report(child, what))
+    child.pending_restart = restart
+    child.restart_at = now + restart.backoff_s
+    print(f'{child.name} exited with code {child.returncode}: restarting in '
+          f'{restart.backoff_s:.0f}s', flush=True)
 
 
 def _start_due(children, learner_log, env, launched_at, settings,
@@ -345,12 +411,13 @@ def _start_due(children, learner_log, env, launched_at, settings,
 
 
 def _supervise(settings, children, server, env, stop, start) -> int:
-  """Starts the later children, watches them all and prints progress until
-  the job ends."""
+  """Starts the later children, restarts those that die, prints progress
+  until the job ends."""
   csv_path = returns_csv_path(settings.root_dir)
-  learner_log = LogWatch(children['learner'],
-                         [PUSHED_WEIGHTS_LOG, TRAINING_LOG])
+  learner = children['learner']
+  learner_log = LogWatch(learner, [PUSHED_WEIGHTS_LOG, TRAINING_LOG])
   previous = None
+  rate = progress.StepRate()
   next_progress = start + settings.progress_every_s
   learner_done_at = first_step_at = None
   while True:
@@ -358,24 +425,22 @@ def _supervise(settings, children, server, env, stop, start) -> int:
       first_step_at = time.monotonic()
       print(f'First train step {first_step_at - start:.1f}s after launch',
             flush=True)
-    if learner_done_at is None and children['learner'].returncode == 0:
+    if (learner_done_at is None and learner.restart_at is None and
+        learner.returncode == 0):
       learner_done_at = time.monotonic()
+      learner.finished = True
       print('Learner finished; waiting for the actors and eval to finish',
             flush=True)
     # Eval starts even when the learner has finished: it evaluates the last
     # weights.
-    if _start_due(children, learner_log, env, start, settings,
-                  learner_done_at is not None):
-      server.client()  # For the progress lines.
-    for name, child in children.items():
-      finished_ok = (name not in _SERVICES and child.returncode == 0 and (
-          learner_done_at is not None or _training_over(server.client(),
-                                                        settings)))
-      _check_alive(child, finished_ok)
+    _start_due(children, learner_log, env, start, settings,
+               learner_done_at is not None)
+    _handle_exits(children, learner_done_at is not None, server, settings,
+                  env)
     if learner_done_at is not None:
       others = [c for n, c in children.items()
                 if n not in (*_SERVICES, 'learner')]
-      if all(c.returncode is not None or not c.started for c in others):
+      if all(c.finished or not c.started for c in others):
         return 0
       if time.monotonic() - learner_done_at > _FINISH_TIMEOUT_S:
         print('Some actors did not finish after the learner: stopping them',
@@ -385,10 +450,18 @@ def _supervise(settings, children, server, env, stop, start) -> int:
       print(f'Stopping all processes ({stop.reason})', flush=True)
       return 130 if 'SIGINT' in stop.reason else 143
     now = time.monotonic()
-    if learner_done_at is None and server.ready and now >= next_progress:
-      snapshot = progress.take_snapshot(server.client(), csv_path)
-      print(progress.progress_line(start, previous, snapshot), flush=True)
-      previous = snapshot
+    if (learner_done_at is None and first_step_at is not None and
+        now >= next_progress):
+      snapshot = server.read(
+          lambda client: progress.take_snapshot(client, csv_path))
+      if snapshot is not None:
+        rate.add(snapshot.time, snapshot.train_step)
+        restarts = sum(c.history.total for c in children.values())
+        print(progress.progress_line(
+            start, previous, snapshot,
+            eta_s=rate.eta_s(settings.max_train_steps), restarts=restarts),
+              flush=True)
+        previous = snapshot
       while next_progress <= now:
         next_progress += settings.progress_every_s
     if settings.stop_at_return is not None and _reached_return(
@@ -417,11 +490,16 @@ def _reached_return(csv_path, target, start) -> bool:
   return False
 
 
-def _print_final(client, root_dir) -> None:
-  snapshot = progress.take_snapshot(client, returns_csv_path(root_dir))
+def _print_final(server: ServerView, root_dir: str) -> None:
+  snapshot = server.read(
+      lambda client: progress.take_snapshot(client, returns_csv_path(root_dir)))
   returns = [float(r['average_return'])
              for r in progress.read_eval_returns(returns_csv_path(root_dir))]
   best = f'{max(returns):.1f}' if returns else '-'
+  if snapshot is None:
+    print(f'Finished (the Reverb server did not answer): best eval return '
+          f'{best}', flush=True)
+    return
   print(f'Finished: train_step {snapshot.train_step}, env steps '
         f'{snapshot.inserts}, replay {snapshot.replay_size}, last eval return '
         f'{snapshot.eval_return} @ {snapshot.eval_step}, best {best}',

@@ -3,11 +3,12 @@
 Importing it does not import TensorFlow (Reverb's client does): the launcher
 and report.plot read the results file without paying for it.
 """
+import collections
 import csv
 import dataclasses
 import os
 import time
-from typing import List, Optional, TYPE_CHECKING
+from typing import Deque, List, Optional, Tuple, TYPE_CHECKING
 
 from common.config import REPLAY_TABLE
 
@@ -52,9 +53,54 @@ def take_snapshot(client: 'reverb.Client',
       eval_return=float(last['average_return']) if last else None)
 
 
-def progress_line(start: float, previous: Optional[Snapshot],
-                  now: Snapshot) -> str:
-  """One line: train step and env steps with their rates, last eval."""
+class StepRate:
+  """Train steps per second over the last `window_s`: what an ETA uses.
+
+  A train_step that goes back (a learner restored an older checkpoint)
+  starts the window again.
+  """
+
+  def __init__(self, window_s: float = 60.0):
+    self._window_s = window_s
+    self._points: Deque[Tuple[float, int]] = collections.deque()
+
+  def add(self, time_s: float, train_step: Optional[int]) -> None:
+    if train_step is None:
+      return
+    if self._points and train_step < self._points[-1][1]:
+      self._points.clear()
+    self._points.append((time_s, train_step))
+    while (len(self._points) > 2 and
+           time_s - self._points[1][0] >= self._window_s):
+      self._points.popleft()
+
+  def eta_s(self, target_step: int) -> Optional[float]:
+    """Seconds until `target_step` at the recent rate; None: no rate yet."""
+    if len(self._points) < 2:
+      return None
+    (t0, s0), (t1, s1) = self._points[0], self._points[-1]
+    if s1 <= s0 or t1 <= t0:
+      return None
+    return max(target_step - s1, 0) / ((s1 - s0) / (t1 - t0))
+
+
+def format_duration(seconds: Optional[float]) -> str:
+  """1h02m, 3m05s, 42s; '-' for None."""
+  if seconds is None:
+    return '-'
+  seconds = int(round(seconds))
+  if seconds >= 3600:
+    return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m'
+  if seconds >= 60:
+    return f'{seconds // 60}m{seconds % 60:02d}s'
+  return f'{seconds}s'
+
+
+def progress_line(start: float, previous: Optional[Snapshot], now: Snapshot,
+                  eta_s: Optional[float] = None,
+                  restarts: Optional[int] = None) -> str:
+  """One line: train step and env steps with their rates, last eval; the
+  ETA and the restarts so far when given."""
   train_rate = env_rate = 0.0
   if previous is not None and now.time > previous.time:
     seconds = now.time - previous.time
@@ -63,6 +109,9 @@ def progress_line(start: float, previous: Optional[Snapshot],
   evaluation = ('eval return -' if now.eval_return is None else
                 f'eval return {now.eval_return:.1f} @ {now.eval_step}')
   train_step = '-' if now.train_step is None else now.train_step
-  return (f'[{now.time - start:6.0f}s] train_step {train_step} '
+  line = (f'[{now.time - start:6.0f}s] train_step {train_step} '
           f'({train_rate:.1f}/s) | env steps {now.inserts} ({env_rate:.1f}/s) '
           f'| replay {now.replay_size}/{now.replay_capacity} | {evaluation}')
+  if restarts is not None:
+    line += f' | ETA {format_duration(eta_s)} | restarts {restarts}'
+  return line

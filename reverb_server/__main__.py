@@ -14,13 +14,13 @@ from reverb_server.server import ReplayServer
 from reverb_server.server import ServerSettings
 
 cli.define_experiment_flags()
-_PORT = flags.DEFINE_integer('port', 8000, 'Port to serve Reverb on.')
+_PORT = flags.DEFINE_integer('port', 8000,
+                             'Port to serve Reverb on (0: a free one).',
+                             lower_bound=0, upper_bound=65535)
 _CHECKPOINT_DIR = flags.DEFINE_string(
-    'checkpoint_dir', None, 'Checkpoint the tables here, and restore the '
-    'latest checkpoint from here on start. Unset: no checkpoints.')
-_CHECKPOINT_EVERY_S = flags.DEFINE_float(
-    'checkpoint_every_s', 300, 'Seconds between checkpoints; one is also '
-    'written on SIGTERM.', lower_bound=1)
+    'checkpoint_dir', None, 'Checkpoint the tables here (every '
+    '--replay_checkpoint_every_s and on SIGTERM), and restore the latest '
+    'checkpoint from here on start. Unset: no checkpoints.')
 # Checkpointing a large table on SIGTERM takes a while.
 _SHUTDOWN_GRACE_S = 60
 
@@ -30,10 +30,10 @@ def main():
   cli.log_config(config)
   stop = shutdown.Shutdown(grace_s=_SHUTDOWN_GRACE_S)
   settings = ServerSettings(port=_PORT.value,
-                            checkpoint_dir=_CHECKPOINT_DIR.value,
-                            checkpoint_every_s=_CHECKPOINT_EVERY_S.value)
+                            checkpoint_dir=_CHECKPOINT_DIR.value)
   server = ReplayServer(config, settings)
-  period_s = settings.checkpoint_every_s if settings.checkpoint_dir else None
+  period_s = (config.replay.checkpoint_every_s if settings.checkpoint_dir
+              else None)
   while not stop.wait(period_s):
     server.checkpoint('every %.0fs' % period_s)
   logging.info('Stopping the Reverb server (%s)', stop.reason)

@@ -10,6 +10,7 @@ from absl import logging
 import reverb
 
 from common import paths
+from common import ports
 from common import reverb_io
 from common import specs as specs_lib
 from common.config import ExperimentConfig
@@ -26,10 +27,10 @@ class CheckpointMismatchError(UserError, ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class ServerSettings:
-  """Where the server listens and keeps its checkpoints (None: none)."""
+  """Where the server listens (0: a free port) and keeps its checkpoints
+  (None: none)."""
   port: int = 8000
   checkpoint_dir: Optional[str] = None
-  checkpoint_every_s: float = 600.0
 
 
 def check_port_free(port: int) -> None:
@@ -62,7 +63,8 @@ class ReplayServer:
     specs = specs_lib.derive_specs(config)
     tables = [specs_lib.replay_table(config.replay, specs),
               specs_lib.variables_table(specs)]
-    check_port_free(settings.port)
+    self.port = settings.port or ports.free_port()
+    check_port_free(self.port)
     self._settings = settings
     checkpointer = None
     restoring = False
@@ -71,13 +73,18 @@ class ReplayServer:
       restoring = has_checkpoint(settings.checkpoint_dir)
       checkpointer = reverb.checkpointers.DefaultCheckpointer(
           settings.checkpoint_dir)
-    self._server = reverb.Server(tables=tables, port=settings.port,
+    self._server = reverb.Server(tables=tables, port=self.port,
                                  checkpointer=checkpointer)
     self._client = self._server.localhost_client()
     if restoring:
       self._check_restored(tables)
-    logging.info('Reverb server listening on port %d: %s', settings.port,
+    # Reverb binds every interface and has no option for one address.
+    logging.info('Reverb server listening on port %d: %s', self.port,
                  self.describe_tables())
+    logging.info('The port is open on every network interface of this host '
+                 'and Reverb has no authentication: on a host with a public '
+                 'address, firewall port %d (or run in compose or '
+                 'Kubernetes, where it stays on a private network)', self.port)
 
   def describe_tables(self) -> str:
     info = self._client.server_info(timeout=30)

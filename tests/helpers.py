@@ -4,9 +4,13 @@ import os
 import re
 import subprocess
 import sys
-from typing import List
+import threading
+import time
+from typing import Dict, List
 
 import portpicker
+
+from common import shutdown
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CARTPOLE_FLAGS = os.path.join(PROJECT_ROOT, 'configs', 'cartpole_dqn.flags')
@@ -23,18 +27,88 @@ def child_env() -> dict:
 
 def run_module(module: str, args: List[str], timeout_s: float
                ) -> subprocess.CompletedProcess:
-  """Runs `python -m module args` to completion; fails the test on timeout."""
+  """Runs `python -m module args` to completion; fails the test on timeout.
+
+  Children of the tests stop when the test process dies (a pytest-timeout
+  or a Ctrl-C), so no test leaves processes behind.
+  """
   return subprocess.run([sys.executable, '-m', module, *args],
                         capture_output=True, text=True, timeout=timeout_s,
-                        env=child_env(), cwd=PROJECT_ROOT)
+                        env=child_env(), cwd=PROJECT_ROOT,
+                        preexec_fn=shutdown.stop_with_parent())
+
+
+def popen_module(module: str, args: List[str], **popen_kwargs
+                 ) -> subprocess.Popen:
+  """Starts `python -m module args`; it stops when the test process dies."""
+  return subprocess.Popen([sys.executable, '-m', module, *args],
+                          env=child_env(), cwd=PROJECT_ROOT,
+                          preexec_fn=shutdown.stop_with_parent(),
+                          **popen_kwargs)
 
 
 def start_module(module: str, args: List[str], log_path: str
                  ) -> subprocess.Popen:
   with open(log_path, 'wb') as log:
-    return subprocess.Popen([sys.executable, '-m', module, *args],
-                            stdout=log, stderr=subprocess.STDOUT,
-                            env=child_env(), cwd=PROJECT_ROOT)
+    return popen_module(module, args, stdout=log, stderr=subprocess.STDOUT)
+
+
+class LauncherRun:
+  """deploy.launch_local as a process, its output read as it comes: the
+  lines so far, and each child's current pid."""
+
+  def __init__(self, args: List[str]):
+    self.process = popen_module('deploy.launch_local', args,
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+    self.lines: List[str] = []
+    self.pids: Dict[str, int] = {}
+    self._reader = threading.Thread(target=self._read, daemon=True)
+    self._reader.start()
+
+  def _read(self) -> None:
+    for line in self.process.stdout:
+      child = (re.match(r'\s+(\S+)\s+pid (\d+) ', line) or
+               re.match(r'(\S+) restarted \(.*pid (\d+),', line))
+      if child:
+        self.pids[child[1]] = int(child[2])
+      self.lines.append(line)
+
+  @property
+  def output(self) -> str:
+    return ''.join(self.lines)
+
+  def wait_for(self, pattern: str, timeout_s: float = 240) -> re.Match:
+    """The first output line matching `pattern`, waiting for it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+      for line in list(self.lines):
+        match = re.search(pattern, line)
+        if match:
+          return match
+      assert self.process.poll() is None or self._reader.is_alive(), (
+          f'the launcher exited ({self.process.returncode}) before '
+          f'{pattern!r}:\n{self.output[-5000:]}')
+      assert time.monotonic() < deadline, (
+          f'no {pattern!r} within {timeout_s}s:\n{self.output[-5000:]}')
+      time.sleep(0.2)
+
+  def finish(self, timeout_s: float) -> int:
+    """The launcher's exit code, once it and its output have ended."""
+    try:
+      self.process.wait(timeout_s)
+    finally:
+      self.process.kill()
+    self._reader.join(10)
+    return self.process.returncode
+
+
+def alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  return True
 
 
 def unused_port() -> int:

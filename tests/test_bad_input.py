@@ -1,4 +1,5 @@
 """Bad input: one clear error line and a non-zero exit, never a hang."""
+import re
 import signal
 import socket
 import time
@@ -29,6 +30,8 @@ def _error_lines(result):
      'AgentSpecError: SAC needs a continuous action space'),
     ('deploy.launch_local', ['--batch_size=0', '--root_dir=/nonexistent'],
      'ConfigError: batch_size must be > 0, got 0'),
+    ('reverb_server', ['--port=99999'],
+     'flag --port=99999: 99999 is not an integer in the range [0, 65535]'),
 ])
 def test_bad_experiment_is_one_error_line(module, args, message):
   result = run_module(module, [f'--flagfile={CARTPOLE_FLAGS}', *args],
@@ -80,9 +83,11 @@ def test_malformed_flagfile_fails(tmp_path, flagfile_text, message):
   flagfile = tmp_path / 'bad.flags'
   flagfile.write_text(flagfile_text)
   result = run_module('reverb_server', [f'--flagfile={flagfile}'], _TIMEOUT_S)
-  assert result.returncode != 0
-  assert 'Flags parsing error' in result.stderr
-  assert message in result.stderr
+  assert result.returncode == 2, result.stderr[-2000:]
+  errors = _error_lines(result)
+  assert len(errors) == 1, result.stderr[-2000:]
+  assert errors[0].startswith('error (reverb_server): '), errors[0]
+  assert message in errors[0]
 
 
 def test_missing_flagfile_fails(tmp_path):
@@ -130,6 +135,21 @@ def _serve(tmp_path, name, args):
     assert time.monotonic() < deadline, 'the server did not start'
     time.sleep(0.5)
   return server
+
+
+def test_port_zero_serves_on_a_free_port_and_says_which(tmp_path):
+  server = _serve(tmp_path, 'server', ['--port=0'])
+  try:
+    log = (tmp_path / 'server.log').read_text()
+    port = int(re.search(r'Reverb server listening on port (\d+)', log)[1])
+    assert port > 0
+    with socket.create_connection(('localhost', port), timeout=5):
+      pass
+    assert 'open on every network interface' in log
+    assert 'no authentication' in log
+  finally:
+    server.send_signal(signal.SIGTERM)
+    server.wait(30)
 
 
 def test_config_unlike_the_servers_names_the_difference(tmp_path):

@@ -34,7 +34,7 @@ class Job:
     self.start('reverb_server', 'reverb_server', [
         f'--port={self.address.split(":")[1]}',
         f'--checkpoint_dir={os.path.join(self.root_dir, "reverb_checkpoints")}',
-        '--checkpoint_every_s=5'])
+        '--replay_checkpoint_every_s=5'])
 
   def log_path(self, name):
     return os.path.join(self.root_dir, 'logs', f'{name}.log')

@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -21,8 +20,7 @@ from common.paths import returns_csv_path
 from deploy.progress import read_eval_returns
 from report import plots
 from tests.helpers import CARTPOLE_FLAGS
-from tests.helpers import PROJECT_ROOT
-from tests.helpers import child_env
+from tests.helpers import popen_module
 from tests.helpers import run_module
 from tests.helpers import scalar_values
 from tests.helpers import unused_port
@@ -53,11 +51,10 @@ def run(tmp_path_factory):
   """
   root_dir = str(tmp_path_factory.mktemp('report') / 'run')
   tensorboard_port = unused_port()
-  launcher = subprocess.Popen(
-      [sys.executable, '-m', 'deploy.launch_local', *_RUN,
-       f'--root_dir={root_dir}', f'--tensorboard_port={tensorboard_port}'],
-      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-      env=child_env(), cwd=PROJECT_ROOT)
+  launcher = popen_module(
+      'deploy.launch_local', [*_RUN, f'--root_dir={root_dir}',
+                              f'--tensorboard_port={tensorboard_port}'],
+      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   live = {}
   tensorboard = threading.Thread(target=_poll_tensorboard, args=(
       f'http://localhost:{tensorboard_port}/data/runs', launcher, live,

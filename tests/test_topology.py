@@ -1,18 +1,10 @@
 """The whole topology as real processes on localhost, through the launcher."""
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
-
-import pytest
 
 from tests.helpers import CARTPOLE_FLAGS
 from tests.helpers import MINITAUR_FLAGS
-from tests.helpers import PROJECT_ROOT
 from tests.helpers import actor_items_written
-from tests.helpers import child_env
 from tests.helpers import run_module
 from tests.helpers import scalar_values
 
@@ -84,65 +76,3 @@ def test_minitaur_sac_smoke(tmp_path):
       '--policy_save_every_steps=200', '--progress_every_s=2', '--actors=2',
       f'--root_dir={root_dir}'], timeout_s=500)
   _assert_finished_job(result, root_dir, max_train_steps=200, actors=2)
-
-
-def _start_launcher(root_dir):
-  return subprocess.Popen(
-      [sys.executable, '-m', 'deploy.launch_local', *_SMALL_CARTPOLE,
-       '--max_train_steps=100000', '--actors=2', f'--root_dir={root_dir}'],
-      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-      env=child_env(), cwd=PROJECT_ROOT)
-
-
-def _read_until_training(launcher, timeout_s=240):
-  """Reads the launcher's output until training runs; returns child pids."""
-  pids, deadline = {}, time.monotonic() + timeout_s
-  for line in launcher.stdout:
-    match = re.match(r'\s+(\S+)\s+pid (\d+)', line)
-    if match:
-      pids[match.group(1)] = int(match.group(2))
-    if re.search(r'train_step [1-9]\d*', line):
-      return pids
-    assert time.monotonic() < deadline, 'training did not start in time'
-  pytest.fail(f'launcher ended early with code {launcher.wait()}')
-
-
-def _alive(pid):
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  return True
-
-
-def test_launcher_fails_loudly_when_a_child_dies(tmp_path):
-  launcher = _start_launcher(str(tmp_path / 'run'))
-  try:
-    pids = _read_until_training(launcher)
-    os.kill(pids['actor_1'], signal.SIGKILL)
-    rest, _ = launcher.communicate(timeout=180)
-  finally:
-    launcher.kill()
-  assert launcher.returncode == 1
-  assert 'actor_1 exited with code -9; its log: ' in rest
-  assert str(tmp_path / 'run' / 'logs' / 'actor_1.log') in rest
-  assert not [name for name, pid in pids.items() if _alive(pid)]
-
-
-def test_launcher_stops_every_child_on_sigterm(tmp_path):
-  launcher = _start_launcher(str(tmp_path / 'run'))
-  try:
-    pids = _read_until_training(launcher)
-    assert len(pids) == 5, pids
-    launcher.send_signal(signal.SIGTERM)
-    start = time.monotonic()
-    rest, _ = launcher.communicate(timeout=180)
-  finally:
-    launcher.kill()
-  assert launcher.returncode == 143, rest
-  assert 'Stopping all processes (received SIGTERM)' in rest
-  assert time.monotonic() - start < 120
-  assert not [name for name, pid in pids.items() if _alive(pid)]
-  # The learner saved a checkpoint on its way out.
-  checkpoints = os.listdir(tmp_path / 'run' / 'train' / 'checkpoints')
-  assert any(name.endswith('.index') for name in checkpoints), checkpoints

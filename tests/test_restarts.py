@@ -1,0 +1,77 @@
+"""The launcher's restart decisions and its progress line's ETA, in process."""
+import pytest
+
+from deploy.progress import Snapshot
+from deploy.progress import StepRate
+from deploy.progress import format_duration
+from deploy.progress import progress_line
+from deploy.restarts import RestartHistory
+from deploy.restarts import RestartPolicy
+
+
+def test_backoff_doubles_up_to_its_cap_and_the_count_is_capped():
+  history = RestartHistory(RestartPolicy(max_restarts=6, max_backoff_s=10))
+  decisions = [history.on_exit(now=float(t)) for t in range(7)]
+  assert [d.backoff_s for d in decisions[:6]] == [1, 2, 4, 8, 10, 10]
+  assert [d.count for d in decisions[:6]] == [1, 2, 3, 4, 5, 6]
+  assert decisions[6] is None  # A 7th exit within the window: give up.
+  assert history.total == 6
+
+
+def test_restarts_older_than_the_window_are_forgotten():
+  history = RestartHistory(RestartPolicy(max_restarts=2, window_s=600))
+  assert history.on_exit(now=0).count == 1
+  assert history.on_exit(now=100).count == 2
+  assert history.on_exit(now=500) is None
+  # 0 and 100 are now more than 600 s ago: the backoff starts over.
+  again = history.on_exit(now=701)
+  assert (again.count, again.backoff_s) == (1, 1)
+  assert history.total == 3
+
+
+def test_no_restart_policy_gives_up_at_once():
+  assert RestartHistory(RestartPolicy(mode='no')).on_exit(now=0) is None
+  assert RestartHistory(RestartPolicy(max_restarts=0)).on_exit(now=0) is None
+
+
+def test_bad_policy_is_refused():
+  with pytest.raises(ValueError, match='restart mode'):
+    RestartPolicy(mode='always')
+  with pytest.raises(ValueError, match='max_restarts'):
+    RestartPolicy(max_restarts=-1)
+
+
+def test_eta_from_the_recent_rate_and_a_learner_restart_starts_it_over():
+  rate = StepRate(window_s=60)
+  assert rate.eta_s(1000) is None
+  rate.add(0, None)  # No learner yet.
+  rate.add(10, 100)
+  assert rate.eta_s(1000) is None  # One point: no rate.
+  rate.add(20, 300)  # 20 steps/s.
+  assert rate.eta_s(1000) == pytest.approx(35)
+  rate.add(200, 3900)
+  rate.add(230, 4500)
+  rate.add(270, 6100)
+  # The rate since the last point at or before the window's start (200 s):
+  # the points at 10 and 20 s are forgotten.
+  assert rate.eta_s(7000) == pytest.approx(900 / (2200 / 70))
+  rate.add(275, 5000)  # Restored an older checkpoint.
+  assert rate.eta_s(7000) is None
+  rate.add(285, 5400)
+  assert rate.eta_s(7000) == pytest.approx(40)
+  assert rate.eta_s(5000) == 0  # Past the target.
+
+
+def test_durations_read_as_people_write_them():
+  assert [format_duration(s) for s in (None, 42.4, 185, 3725)] == [
+      '-', '42s', '3m05s', '1h02m']
+
+
+def test_progress_line_ends_with_eta_and_restarts():
+  snapshot = Snapshot(time=130.0, train_step=5000, inserts=5100,
+                      replay_size=5100, replay_capacity=100000,
+                      eval_step=4000, eval_return=200.0)
+  line = progress_line(10.0, None, snapshot, eta_s=185, restarts=2)
+  assert line == ('[   120s] train_step 5000 (0.0/s) | env steps 5100 (0.0/s) '
+                  '| replay 5100/100000 | eval return 200.0 @ 4000 '
+                  '| ETA 3m05s | restarts 2')
