@@ -26,6 +26,7 @@ from typing import Callable, Dict, List, Optional
 from absl import logging
 
 from common import ports
+from common import quiet
 from common import shutdown
 from common.paths import record_start
 from common.paths import returns_csv_path
@@ -180,6 +181,7 @@ class ServerView:
   def client(self):
     """The client, made on the first call."""
     if self._client is None:
+      quiet.import_tensorflow()  # Reverb imports it.
       import reverb  # pylint: disable=g-import-not-at-top
       self._client = reverb.Client(f'localhost:{self.port}')
     return self._client
@@ -240,7 +242,6 @@ def _child_env() -> Dict[str, str]:
   env['PYTHONPATH'] = os.pathsep.join(
       p for p in (project_root, env.get('PYTHONPATH')) if p)
   env.setdefault('PYTHONUNBUFFERED', '1')
-  env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   if sys.version_info < (3, 12):
     # Reverb checks TF's version with distutils, which setuptools' shim
     # serves by importing setuptools: 0.1-0.3 s of CPU per process; the
@@ -500,10 +501,11 @@ def _print_final(server: ServerView, root_dir: str) -> None:
     print(f'Finished (the Reverb server did not answer): best eval return '
           f'{best}', flush=True)
     return
+  last = ('-' if snapshot.eval_return is None else
+          f'{snapshot.eval_return:.1f} @ {snapshot.eval_step}')
   print(f'Finished: train_step {snapshot.train_step}, env steps '
         f'{snapshot.inserts}, replay {snapshot.replay_size}, last eval return '
-        f'{snapshot.eval_return} @ {snapshot.eval_step}, best {best}',
-        flush=True)
+        f'{last}, best {best}', flush=True)
 
 
 def _stop_all(children: Dict[str, Child]) -> None:

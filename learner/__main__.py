@@ -6,6 +6,8 @@ shutdown.block_signals()  # Before anything starts threads.
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from common import cli
 cli.pause_gc()  # Until cli.run: the imports go faster.
+from common import quiet
+quiet.import_tensorflow()  # Without its start-up messages.
 
 from absl import flags
 

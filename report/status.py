@@ -2,6 +2,10 @@
 
 Prints one screen on a job; exit code 1 if the Reverb server does not answer.
 """
+from common import quiet
+quiet.import_tensorflow()  # Without its start-up messages.
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags
 
 from common import cli

@@ -7,6 +7,10 @@ Records the run's greedy policy (its newest policy checkpoint) playing the
 env. Pass the run's own flagfile: the launcher writes it to
 <root_dir>/experiment.flags. --seed seeds the env and the random policy.
 """
+from common import quiet
+quiet.import_tensorflow()  # Without its start-up messages.
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags
 
 from common import cli

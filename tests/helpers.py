@@ -21,7 +21,6 @@ def child_env() -> dict:
   env = dict(os.environ)
   env['PYTHONPATH'] = os.pathsep.join(
       p for p in (PROJECT_ROOT, env.get('PYTHONPATH')) if p)
-  env['TF_CPP_MIN_LOG_LEVEL'] = '2'
   return env
 
 
