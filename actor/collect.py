@@ -1,5 +1,4 @@
 """The collect loop: random initial collection, then the agent's collect policy."""
-import os
 import time
 from typing import Optional
 
@@ -14,6 +13,7 @@ from actor.fast_policy import FastPyPolicy
 from actor.replay_writer import ReplayWriter
 from actor.replay_writer import StopCollection
 from common import reverb_io
+from common import run_dir
 from common import shutdown
 from common.config import ExperimentConfig
 from common.replay_layout import ReplayLayout
@@ -70,8 +70,7 @@ def _collect_random(config, rt, writer, stats, stop) -> None:
 
 
 def _collect_with_policy(config, settings, rt, writer, stats, stop) -> None:
-  summary_dir = (os.path.join(settings.root_dir, 'actors',
-                              f'task_{settings.task}')
+  summary_dir = (run_dir.actor_summary_dir(settings.root_dir, settings.task)
                  if settings.root_dir else None)
   collect_actor = make_collect_actor(
       config, rt.env, FastPyPolicy(rt.agent.collect_policy, rt.env.batched),

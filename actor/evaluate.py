@@ -9,10 +9,10 @@ from tf_agents.train import actor as tfa_actor
 from actor import runtime as runtime_lib
 from actor.fast_policy import FastPyPolicy
 from actor.replay_writer import StopCollection
+from common import run_dir
 from common import shutdown
 from common.config import ExperimentConfig
-from common.paths import EVAL_DIR
-from common.paths import returns_csv_path
+from common.run_dir import returns_csv_path
 
 CSV_FIELDS = ('train_step', 'wall_time', 'average_return',
               'average_episode_length')
@@ -28,7 +28,7 @@ def run_eval(config: ExperimentConfig, settings: runtime_lib.ActorSettings,
     raise ValueError('the eval actor needs --root_dir for its results')
   rt = runtime_lib.start_runtime(
       config, settings, seed=config.seed + EVAL_SEED_OFFSET, stop=stop)
-  eval_dir = os.path.join(settings.root_dir, EVAL_DIR)
+  eval_dir = run_dir.eval_dir(settings.root_dir)
   metrics = tfa_actor.eval_metrics(config.train.eval_episodes)
 
   def stop_mid_episode(unused_trajectory):

@@ -13,8 +13,8 @@ from tf_agents.environments import py_environment
 
 from common import agents
 from common import envs
-from common import paths
 from common import reverb_io
+from common import run_dir
 from common import shutdown
 from common import specs as specs_lib
 from common.config import ExperimentConfig
@@ -71,7 +71,7 @@ def start_runtime(config: ExperimentConfig, settings: ActorSettings,
   apart; the agent sees the specs of one.
   """
   if settings.root_dir:
-    paths.ensure_writable_dir(settings.root_dir)
+    run_dir.ensure_writable_dir(settings.root_dir)
   tf.random.set_seed(seed)
   env = load_envs(config, seed, num_envs)
   agent, train_step = agents.make_agent(config, env)

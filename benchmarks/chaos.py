@@ -30,12 +30,11 @@ from absl import flags
 
 from benchmarks import experiments
 from benchmarks.table import print_table
-from common import paths
 from common import ports
 from common import reverb_io
+from common import run_dir
 from common import shutdown
 from common.config import REPLAY_TABLE
-from deploy import progress
 
 _ROOT_DIR = flags.DEFINE_string('root_dir', '/tmp/chaos', 'The run goes here '
                                 '(emptied first).')
@@ -279,7 +278,7 @@ def _report(root_dir, config, kills, observations, launched, chaos_over,
   print_table(['kind', 'kills', 'restarts', 'train again, median (s)',
                'max (s)', 'train steps lost'], summary)
 
-  rows = progress.read_eval_returns(paths.returns_csv_path(root_dir))
+  rows = run_dir.read_eval_returns(run_dir.returns_csv_path(root_dir))
   reached = [r for r in rows if float(r['average_return']) >= 200]
   after = [r for r in reached
            if float(r['wall_time']) >= _wall_time(chaos_over)]

@@ -13,8 +13,8 @@ from absl import flags
 import portpicker
 
 from common import cli
-from common import paths
 from common import reverb_io
+from common import run_dir
 from common.config import ExperimentConfig
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -69,11 +69,11 @@ def run_to_results(name: str, command: List[str], root_dir: str,
   its output in root_dir/<name>.out; a root_dir that already holds results
   is kept and not run again. `record_start` notes the start time for a
   command that does not (the launcher does). Returns root_dir."""
-  if os.path.exists(paths.returns_csv_path(root_dir)):
+  if os.path.exists(run_dir.returns_csv_path(root_dir)):
     print(f'{name}: reporting the results already in {root_dir}', flush=True)
     return root_dir
   if record_start:
-    paths.record_start(root_dir)
+    run_dir.record_start(root_dir)
   os.makedirs(root_dir, exist_ok=True)
   log_path = os.path.join(root_dir, f'{name}.out')
   print(f'{name}: {shlex.join(command)} > {log_path}', flush=True)

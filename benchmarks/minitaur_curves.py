@@ -29,8 +29,7 @@ from absl import flags
 from benchmarks import experiments
 from benchmarks.experiments import PROJECT_ROOT
 from benchmarks.table import print_table
-from common import paths
-from deploy import progress
+from common import run_dir
 
 SIDES = ('tutorial', 'topology')
 _LABELS = {'tutorial': 'tutorial loop', 'topology': 'topology'}
@@ -105,8 +104,8 @@ def nearest_eval(rows: List[dict], started: float, step: int) -> Optional[str]:
 def report(roots: List[str]) -> None:
   table = []
   for side, root in zip(_SIDES.value, roots):
-    rows = progress.read_eval_returns(paths.returns_csv_path(root))
-    started = paths.read_start(root)
+    rows = run_dir.read_eval_returns(run_dir.returns_csv_path(root))
+    started = run_dir.read_start(root)
     table.append((_LABELS[side], *[nearest_eval(rows, started, int(m)) or '-'
                                    for m in _MARKS.value]))
   print_table(('side', *[f'return @ step, wall time (near {int(m) // 1000}k)'

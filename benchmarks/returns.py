@@ -26,8 +26,7 @@ from benchmarks.targets import TARGET_LINE
 from benchmarks.targets import flagfile_path
 from benchmarks.targets import read_target
 from benchmarks.table import print_table
-from common import paths
-from deploy import progress
+from common import run_dir
 
 _ROOT_DIR = flags.DEFINE_string('root_dir', '/tmp/returns',
                                 'One sub-directory per experiment goes here.')
@@ -47,8 +46,8 @@ def run(name: str, target: Target) -> str:
 
 
 def result_row(name: str, target: Target, root: str) -> List[str]:
-  rows = progress.read_eval_returns(paths.returns_csv_path(root))
-  started = paths.read_start(root)
+  rows = run_dir.read_eval_returns(run_dir.returns_csv_path(root))
+  started = run_dir.read_start(root)
   reached = next((r for r in rows
                   if float(r['average_return']) >= target.average_return
                   and int(r['train_step']) <= target.train_steps), None)

@@ -28,7 +28,7 @@ from actor.evaluate import append_result
 from common import agents
 from common import envs
 from common.config import ExperimentConfig
-from common.paths import returns_csv_path
+from common.run_dir import returns_csv_path
 # pylint: enable=g-import-not-at-top
 
 _TABLE = 'uniform_table'

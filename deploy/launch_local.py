@@ -13,7 +13,7 @@ import os
 from absl import flags
 
 from common import cli
-from common import paths
+from common import run_dir
 from deploy import restarts
 from deploy.local import LaunchSettings
 from deploy.local import run_local
@@ -51,7 +51,7 @@ def main():
   # children, which build them anyway (this launcher imports no TensorFlow
   # before they start), and repeated here as one error line.
   config = cli.experiment_config()
-  root_dir = paths.ensure_writable_dir(_ROOT_DIR.value)
+  root_dir = run_dir.ensure_writable_dir(_ROOT_DIR.value)
   # The experiment as this launcher parsed it (flagfile + overrides), so
   # every child reads exactly the same values; kept as the run's record.
   flagfile = os.path.join(root_dir, 'experiment.flags')

@@ -26,11 +26,12 @@ from typing import Callable, Dict, List, Optional
 from absl import logging
 
 from common import ports
+from common import progress
 from common import quiet
+from common import run_dir
 from common import shutdown
-from common.paths import record_start
-from common.paths import returns_csv_path
-from deploy import progress
+from common.run_dir import record_start
+from common.run_dir import returns_csv_path
 from deploy.restarts import Restart
 from deploy.restarts import RestartHistory
 from deploy.restarts import RestartPolicy
@@ -482,7 +483,7 @@ def _training_over(client, settings) -> bool:
 
 
 def _reached_return(csv_path, target, start) -> bool:
-  for row in progress.read_eval_returns(csv_path):
+  for row in run_dir.read_eval_returns(csv_path):
     if float(row['average_return']) >= target:
       print(f'Eval return {float(row["average_return"]):.1f} >= {target} at '
             f'train step {row["train_step"]}, {time.monotonic() - start:.0f}s '
@@ -495,7 +496,7 @@ def _print_final(server: ServerView, root_dir: str) -> None:
   snapshot = server.read(
       lambda client: progress.take_snapshot(client, returns_csv_path(root_dir)))
   returns = [float(r['average_return'])
-             for r in progress.read_eval_returns(returns_csv_path(root_dir))]
+             for r in run_dir.read_eval_returns(returns_csv_path(root_dir))]
   best = f'{max(returns):.1f}' if returns else '-'
   if snapshot is None:
     print(f'Finished (the Reverb server did not answer): best eval return '

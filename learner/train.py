@@ -1,6 +1,5 @@
 """The learner loop: sample from Reverb, train, push weights, checkpoint."""
 import dataclasses
-import os
 import threading
 
 from absl import logging
@@ -11,8 +10,8 @@ from tf_agents.train import triggers
 
 from common import agents
 from common import envs
-from common import paths
 from common import reverb_io
+from common import run_dir
 from common import shutdown
 from common import specs as specs_lib
 from common.config import ExperimentConfig
@@ -21,9 +20,6 @@ from learner import metrics as learner_metrics
 from learner import PUSHED_WEIGHTS_LOG
 from learner import replay_input
 from learner import TRAINING_LOG
-
-POLICIES_DIR = tfa_learner.POLICY_SAVED_MODEL_DIR
-
 
 @dataclasses.dataclass(frozen=True)
 class LearnerSettings:
@@ -52,7 +48,7 @@ def make_strategy(config: StrategyConfig) -> tf.distribute.Strategy:
 def run_learner(config: ExperimentConfig, settings: LearnerSettings,
                 stop: shutdown.Shutdown) -> int:
   """Trains until max_train_steps or a stop request; returns the train_step."""
-  paths.ensure_writable_dir(settings.root_dir)
+  run_dir.ensure_writable_dir(settings.root_dir)
   env = envs.load_env(config.env, seed=config.seed)
   strategy = make_strategy(settings.strategy)
   # The agent's initial weights: Keras initializers draw their seeds from
@@ -92,7 +88,7 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
   # Writing the SavedModels (unless an earlier run on this root_dir did) costs
   # about a second of CPU: after the first train step, not before it.
   save_policies = triggers.PolicySavedModelTrigger(
-      os.path.join(settings.root_dir, POLICIES_DIR), agent, train_step,
+      run_dir.policies_dir(settings.root_dir), agent, train_step,
       interval=config.train.policy_save_every_steps, start=start_step)
   learner.triggers.append(save_policies)
   _train_loop(config, learner, timed_experience, weights, summaries, stop,

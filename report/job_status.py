@@ -7,9 +7,10 @@ from typing import List, Optional, Tuple
 
 import reverb
 
+from common import progress
 from common import reverb_io
-from common.paths import returns_csv_path
-from deploy import progress
+from common import run_dir
+from common.run_dir import returns_csv_path
 
 
 def status_lines(address: Optional[str], root_dir: Optional[str],
@@ -48,7 +49,7 @@ def _server_lines(client, address, interval_s) -> List[str]:
 
 def _root_dir_lines(root_dir) -> List[str]:
   lines = [f'Run {root_dir}:']
-  rows = progress.read_eval_returns(returns_csv_path(root_dir))
+  rows = run_dir.read_eval_returns(returns_csv_path(root_dir))
   if rows:
     last = rows[-1]
     best = max(float(r['average_return']) for r in rows)
@@ -58,7 +59,7 @@ def _root_dir_lines(root_dir) -> List[str]:
         f'{best:.1f} over {len(rows)} evaluations')
   else:
     lines.append('  no evaluations yet')
-  checkpoints = glob.glob(os.path.join(root_dir, 'train', 'checkpoints',
+  checkpoints = glob.glob(os.path.join(run_dir.checkpoints_dir(root_dir),
                                        'ckpt-*.index'))
   if checkpoints:
     latest = max(checkpoints, key=os.path.getmtime)

@@ -9,9 +9,9 @@ matplotlib.use('Agg')  # Headless: no display needed.
 from matplotlib import pyplot as plt
 
 from common.errors import UserError
-from common.paths import read_start
-from common.paths import returns_csv_path
-from deploy.progress import read_eval_returns
+from common.run_dir import read_eval_returns
+from common.run_dir import read_start
+from common.run_dir import returns_csv_path
 
 
 class NoResultsError(UserError, ValueError):

@@ -24,7 +24,7 @@ from tf_agents.policies import random_py_policy
 from tf_agents.train import learner as tfa_learner
 
 from common import envs
-from common import paths
+from common import run_dir
 from common.config import ConfigError
 from common.config import ExperimentConfig
 from common.errors import UserError
@@ -89,7 +89,7 @@ def record_video(config: ExperimentConfig, settings: VideoSettings
                  ) -> VideoResult:
   """Records the greedy policy's episodes (and random ones) to the MP4/GIF."""
   policy, weights_path = load_greedy_policy(settings.root_dir)
-  paths.ensure_writable_dir(os.path.dirname(os.path.abspath(
+  run_dir.ensure_writable_dir(os.path.dirname(os.path.abspath(
       settings.out_path)), flag='--out')
   # gym's CartPole renders through a pygame display, even for rgb_array.
   os.environ.setdefault('SDL_VIDEODRIVER', 'dummy')
@@ -119,14 +119,13 @@ def record_video(config: ExperimentConfig, settings: VideoSettings
 
 def load_greedy_policy(root_dir: str) -> Tuple[py_policy.PyPolicy, str]:
   """The run's greedy policy with its newest weights, and their source."""
-  policies_dir = os.path.join(root_dir, tfa_learner.POLICY_SAVED_MODEL_DIR)
-  saved_model_dir = os.path.join(policies_dir,
-                                 tfa_learner.GREEDY_POLICY_SAVED_MODEL_DIR)
+  policies_dir = run_dir.policies_dir(root_dir)
+  saved_model_dir = os.path.join(policies_dir, run_dir.GREEDY_POLICY)
   if not os.path.isfile(os.path.join(saved_model_dir, 'saved_model.pb')):
     raise NoPolicyError(
         f'no saved policy at {saved_model_dir}: the learner writes it to '
-        f'<root_dir>/{tfa_learner.POLICY_SAVED_MODEL_DIR}/'
-        f'{tfa_learner.GREEDY_POLICY_SAVED_MODEL_DIR} when training starts; '
+        f'<root_dir>/{run_dir.POLICIES_DIR}/{run_dir.GREEDY_POLICY} when '
+        f'training starts; '
         f'pass the --root_dir of a run whose learner has started')
   policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
       saved_model_dir, load_specs_from_pbtxt=True)

@@ -9,9 +9,9 @@ from typing import List, Optional
 from absl import logging
 import reverb
 
-from common import paths
 from common import ports
 from common import reverb_io
+from common import run_dir
 from common import specs as specs_lib
 from common.config import ExperimentConfig
 from common.errors import UserError
@@ -69,7 +69,7 @@ class ReplayServer:
     checkpointer = None
     restoring = False
     if settings.checkpoint_dir:
-      paths.ensure_writable_dir(settings.checkpoint_dir, '--checkpoint_dir')
+      run_dir.ensure_writable_dir(settings.checkpoint_dir, '--checkpoint_dir')
       restoring = has_checkpoint(settings.checkpoint_dir)
       checkpointer = reverb.checkpointers.DefaultCheckpointer(
           settings.checkpoint_dir)

@@ -7,7 +7,7 @@ import pytest
 from benchmarks.targets import flagfile_path
 from benchmarks.targets import read_target
 
-from deploy import progress
+from common import run_dir
 from tests.helpers import CARTPOLE_FLAGS
 from tests.helpers import run_module
 
@@ -27,7 +27,7 @@ def test_cartpole_dqn_reaches_195(tmp_path):
       '--eval_every_steps=500', '--actors=2', f'--stop_at_return={TARGET_RETURN}',
       f'--root_dir={root_dir}'], timeout_s=600)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-  rows = progress.read_eval_returns(
+  rows = run_dir.read_eval_returns(
       os.path.join(root_dir, 'eval', 'returns.csv'))
   best = max(rows, key=lambda row: float(row['average_return']))
   print('eval returns:', [(r['train_step'], r['average_return'])
@@ -48,7 +48,7 @@ def test_pendulum_sac_reaches_its_target(tmp_path):
       f'--stop_at_return={target.average_return}', f'--root_dir={root_dir}'],
                       timeout_s=600)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-  rows = progress.read_eval_returns(
+  rows = run_dir.read_eval_returns(
       os.path.join(root_dir, 'eval', 'returns.csv'))
   print('eval returns:', [(r['train_step'], r['average_return'])
                           for r in rows])

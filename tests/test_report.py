@@ -15,9 +15,9 @@ from PIL import Image
 import pytest
 
 from actor.evaluate import append_result
-from common import paths
-from common.paths import returns_csv_path
-from deploy.progress import read_eval_returns
+from common import run_dir
+from common.run_dir import read_eval_returns
+from common.run_dir import returns_csv_path
 from report import plots
 from tests.helpers import CARTPOLE_FLAGS
 from tests.helpers import popen_module
@@ -232,11 +232,11 @@ def test_plot_times_from_the_run_start_and_a_relaunch_keeps_it(tmp_path):
                 {'AverageReturn': 1.0, 'AverageEpisodeLength': 5.0})
   no_start = plots.read_run(root_dir)
   assert not no_start.since_start and no_start.seconds == [0.0]
-  paths.record_start(root_dir)
-  first_start = paths.read_start(root_dir)
-  with open(os.path.join(root_dir, paths.STARTED_AT), 'w') as f:
+  run_dir.record_start(root_dir)
+  first_start = run_dir.read_start(root_dir)
+  with open(os.path.join(root_dir, run_dir.STARTED_AT), 'w') as f:
     f.write(f'{first_start - 30}\n')  # The run started 30 s before its eval.
-  paths.record_start(root_dir)  # A relaunch of the same run.
+  run_dir.record_start(root_dir)  # A relaunch of the same run.
   run = plots.read_run(root_dir)
   assert run.since_start and 29 < run.seconds[0] < 40
-  assert paths.read_start(root_dir) == pytest.approx(first_start - 30)
+  assert run_dir.read_start(root_dir) == pytest.approx(first_start - 30)

@@ -1,10 +1,10 @@
 """The launcher's restart decisions and its progress line's ETA, in process."""
 import pytest
 
-from deploy.progress import Snapshot
-from deploy.progress import StepRate
-from deploy.progress import format_duration
-from deploy.progress import progress_line
+from common.progress import Snapshot
+from common.progress import StepRate
+from common.progress import format_duration
+from common.progress import progress_line
 from deploy.restarts import RestartHistory
 from deploy.restarts import RestartPolicy
 

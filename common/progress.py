@@ -4,12 +4,11 @@ Importing it does not import TensorFlow (Reverb's client does): the launcher
 and report.plot read the results file without paying for it.
 """
 import collections
-import csv
 import dataclasses
-import os
 import time
-from typing import Deque, List, Optional, Tuple, TYPE_CHECKING
+from typing import Deque, Optional, Tuple, TYPE_CHECKING
 
+from common import run_dir
 from common.config import REPLAY_TABLE
 
 if TYPE_CHECKING:
@@ -28,20 +27,12 @@ class Snapshot:
   eval_return: Optional[float]
 
 
-def read_eval_returns(csv_path: str) -> List[dict]:
-  """The eval actor's rows (train_step, wall_time, average_return, ...)."""
-  if not os.path.exists(csv_path):
-    return []
-  with open(csv_path, newline='') as f:
-    return [row for row in csv.DictReader(f) if row.get('average_return')]
-
-
 def take_snapshot(client: 'reverb.Client',
                   csv_path: Optional[str] = None) -> Snapshot:
   """Server counters, and the last eval row when given the results CSV."""
   from common import reverb_io  # pylint: disable=g-import-not-at-top
   table = client.server_info(timeout=5)[REPLAY_TABLE]
-  rows = read_eval_returns(csv_path) if csv_path else []
+  rows = run_dir.read_eval_returns(csv_path) if csv_path else []
   last = rows[-1] if rows else None
   return Snapshot(
       time=time.monotonic(),
