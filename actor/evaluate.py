@@ -8,9 +8,9 @@ from tf_agents.train import actor as tfa_actor
 
 from actor import runtime as runtime_lib
 from actor.fast_policy import FastPyPolicy
-from actor.replay_writer import StopCollection
 from common import run_dir
 from common import shutdown
+from common.config import ConfigError
 from common.config import ExperimentConfig
 from common.run_dir import returns_csv_path
 
@@ -21,11 +21,15 @@ EVAL_SEED_OFFSET = 100000
 _POLL_S = 1.0
 
 
+class _StopEvaluation(Exception):
+  """Raised from an episode's observer to stop mid-evaluation."""
+
+
 def run_eval(config: ExperimentConfig, settings: runtime_lib.ActorSettings,
              stop: shutdown.Shutdown) -> None:
   """Evaluates every eval_every_steps train steps and at max_train_steps."""
   if not settings.root_dir:
-    raise ValueError('the eval actor needs --root_dir for its results')
+    raise ConfigError('the eval actor needs --root_dir for its results')
   rt = runtime_lib.start_runtime(
       config, settings, seed=config.seed + EVAL_SEED_OFFSET, stop=stop)
   eval_dir = run_dir.eval_dir(settings.root_dir)
@@ -33,7 +37,7 @@ def run_eval(config: ExperimentConfig, settings: runtime_lib.ActorSettings,
 
   def stop_mid_episode(unused_trajectory):
     if stop.requested:
-      raise StopCollection(server_blocked=False)
+      raise _StopEvaluation()
 
   eval_actor = tfa_actor.Actor(
       rt.env,
@@ -54,7 +58,7 @@ def run_eval(config: ExperimentConfig, settings: runtime_lib.ActorSettings,
       if version >= max_steps:
         break
       stop.wait(_POLL_S)
-  except StopCollection:
+  except _StopEvaluation:
     pass  # Stopped mid-evaluation: that evaluation is not recorded.
   logging.info('Eval actor done (%s)', stop.reason or 'final step evaluated')
 

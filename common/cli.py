@@ -7,143 +7,37 @@ ExperimentConfig with `experiment_config()`. Library code never sees flags.
 import gc
 import os
 import sys
-from typing import Callable, List, Optional
+from typing import Callable, List
 
 from absl import app
 from absl import flags
 from absl import logging
 
 from common import config as cfg
+from common import settings
 from common.errors import UserError
 
-_FLAG_DOCS = '(unset: the agent\'s tutorial default)'
+_EXPERIMENT_SECTIONS = (cfg.EnvConfig, cfg.AgentConfig, cfg.ReplayConfig,
+                        cfg.TrainConfig, cfg.ExperimentConfig)
 
 
 def define_experiment_flags(fv: flags.FlagValues = flags.FLAGS) -> List[str]:
-  """Defines the flags of an experiment flagfile (call once, from a main).
-
-  Returns their names.
-  """
-  before = set(fv)
-
-  def define(define_fn, name, default, help_text, **kwargs):
-    define_fn(name, default, help=help_text, flag_values=fv, **kwargs)
-
-  define(flags.DEFINE_string, 'env', 'CartPole-v0',
-         'Environment name (gym or pybullet).')
-  define(flags.DEFINE_enum, 'env_suite', 'auto',
-         'TF-Agents suite to load --env with; auto picks pybullet for '
-         '*Bullet* names.', enum_values=cfg.ENV_SUITES)
-  define(flags.DEFINE_enum, 'agent', 'dqn', 'Agent kind.',
-         enum_values=cfg.AGENT_KINDS)
-  define(flags.DEFINE_list, 'fc_layer_params', None,
-         f'DQN Q-network / SAC actor layer sizes {_FLAG_DOCS}.')
-  define(flags.DEFINE_list, 'critic_fc_layer_params', None,
-         f'SAC critic layer sizes {_FLAG_DOCS}.')
-  define(flags.DEFINE_float, 'learning_rate', None,
-         f'Adam learning rate(s) {_FLAG_DOCS}.')
-  define(flags.DEFINE_integer, 'batch_size', None,
-         f'Train batch size {_FLAG_DOCS}.')
-  define(flags.DEFINE_float, 'gamma', None, f'Discount {_FLAG_DOCS}.')
-  define(flags.DEFINE_float, 'target_update_tau', None,
-         f'Target network update rate {_FLAG_DOCS}.')
-  define(flags.DEFINE_integer, 'target_update_period', None,
-         f'Target network update period {_FLAG_DOCS}.')
-  define(flags.DEFINE_float, 'epsilon_greedy', None,
-         f'DQN collect-policy exploration {_FLAG_DOCS}.')
-  define(flags.DEFINE_float, 'reward_scale_factor', None,
-         f'Reward scale {_FLAG_DOCS}.')
-  define(flags.DEFINE_integer, 'replay_capacity', 100000,
-         'Replay table max size (items).')
-  define(flags.DEFINE_integer, 'initial_collect_steps', 100,
-         'Random-policy steps the actors collect (together) before the '
-         'learner samples.')
-  define(flags.DEFINE_enum, 'rate_limiter', 'sample_to_insert',
-         'sample_to_insert: keep the ratio of train steps to env steps; '
-         'min_size: no ratio, only the initial collection.',
-         enum_values=cfg.RATE_LIMITERS)
-  define(flags.DEFINE_float, 'samples_per_insert', None,
-         'Sampled items per inserted item (unset: the batch size, i.e. one '
-         'train step per env step as in the tutorials).')
-  define(flags.DEFINE_integer, 'rate_limiter_slack_steps', 1000,
-         'Env steps collection may run ahead of or behind that ratio.')
-  define(flags.DEFINE_float, 'replay_checkpoint_every_s', 300,
-         'The Reverb server checkpoints its tables this often (seconds; and '
-         'on SIGTERM): a server that is killed loses at most the items '
-         'inserted since.')
-  define(flags.DEFINE_integer, 'max_train_steps', 20000,
-         'Training stops at this train step.')
-  define(flags.DEFINE_integer, 'push_every_steps', 100,
-         'The learner pushes weights every N train steps.')
-  define(flags.DEFINE_integer, 'pull_every_steps', 100,
-         'Collect actors pull weights every N steps of each of their envs.')
-  define(flags.DEFINE_integer, 'envs_per_actor', 1,
-         'Environments each collect actor steps in one batch, with one '
-         'batched policy call per step.')
-  define(flags.DEFINE_integer, 'checkpoint_every_steps', 5000,
-         'Learner checkpoint interval (train steps).')
-  define(flags.DEFINE_integer, 'policy_save_every_steps', 5000,
-         'Policy SavedModel interval (train steps).')
-  define(flags.DEFINE_integer, 'eval_every_steps', 1000,
-         'Evaluate every N train steps (0: every new weights version).')
-  define(flags.DEFINE_integer, 'eval_episodes', 10,
-         'Episodes per evaluation.')
-  define(flags.DEFINE_integer, 'log_every_steps', 1000,
-         'Learner log and summary interval (train steps).')
-  define(flags.DEFINE_integer, 'seed', 0,
-         'Base seed; each collect actor adds its task id.')
-  return sorted(set(fv) - before)
+  """Defines the flags of an experiment flagfile (call once, from a main):
+  one per setting of the config dataclasses. Returns their names."""
+  return [name for section in _EXPERIMENT_SECTIONS
+          for name in settings.define_flags(section, fv)]
 
 
 def experiment_config(fv: flags.FlagValues = flags.FLAGS
                       ) -> cfg.ExperimentConfig:
   """Builds the validated ExperimentConfig from parsed flags."""
-  defaults = cfg.agent_defaults(fv.agent)
-  overrides = {
-      'fc_layer_params': _layer_sizes(fv, 'fc_layer_params'),
-      'critic_fc_layer_params': _layer_sizes(fv, 'critic_fc_layer_params'),
-      'learning_rate': fv.learning_rate,
-      'batch_size': fv.batch_size,
-      'gamma': fv.gamma,
-      'target_update_tau': fv.target_update_tau,
-      'target_update_period': fv.target_update_period,
-      'epsilon_greedy': fv.epsilon_greedy,
-      'reward_scale_factor': fv.reward_scale_factor,
-  }
-  agent = cfg.AgentConfig(**{
-      **defaults.__dict__,
-      **{k: v for k, v in overrides.items() if v is not None}})
-  samples_per_insert = fv.samples_per_insert or float(agent.batch_size)
   return cfg.ExperimentConfig(
-      env=cfg.EnvConfig(name=fv.env, suite=fv.env_suite),
-      agent=agent,
+      env=cfg.EnvConfig(**settings.values_from_flags(cfg.EnvConfig, fv)),
+      agent=cfg.AgentConfig(**settings.values_from_flags(cfg.AgentConfig, fv)),
       replay=cfg.ReplayConfig(
-          capacity=fv.replay_capacity, min_size=fv.initial_collect_steps,
-          rate_limiter=fv.rate_limiter, samples_per_insert=samples_per_insert,
-          slack_steps=fv.rate_limiter_slack_steps,
-          checkpoint_every_s=fv.replay_checkpoint_every_s),
-      train=cfg.TrainConfig(
-          max_train_steps=fv.max_train_steps,
-          push_every_steps=fv.push_every_steps,
-          pull_every_steps=fv.pull_every_steps,
-          envs_per_actor=fv.envs_per_actor,
-          checkpoint_every_steps=fv.checkpoint_every_steps,
-          policy_save_every_steps=fv.policy_save_every_steps,
-          eval_every_steps=fv.eval_every_steps,
-          eval_episodes=fv.eval_episodes,
-          log_every_steps=fv.log_every_steps),
-      seed=fv.seed)
-
-
-def _layer_sizes(fv, name) -> Optional[tuple]:
-  values = fv[name].value
-  if values is None:
-    return None
-  try:
-    return tuple(int(v) for v in values)
-  except ValueError as e:
-    raise cfg.ConfigError(
-        f'--{name} must be comma-separated integers, got {values}') from e
+          **settings.values_from_flags(cfg.ReplayConfig, fv)),
+      train=cfg.TrainConfig(**settings.values_from_flags(cfg.TrainConfig, fv)),
+      **settings.values_from_flags(cfg.ExperimentConfig, fv))
 
 
 def log_config(config: cfg.ExperimentConfig) -> None:

@@ -6,7 +6,8 @@ library takes these objects and never reads flags.
 import dataclasses
 from typing import Optional, Tuple
 
-from common.errors import UserError
+from common.errors import ConfigError
+from common.settings import setting
 
 AGENT_KINDS = ('dqn', 'sac')
 ENV_SUITES = ('auto', 'gym', 'pybullet')
@@ -16,10 +17,6 @@ STRATEGIES = ('default', 'mirrored', 'tpu')
 # Each replay item is a pair of consecutive steps, as in the tutorials.
 SEQUENCE_LENGTH = 2
 REPLAY_TABLE = 'uniform_table'
-
-
-class ConfigError(UserError, ValueError):
-  """A configuration value is out of range or inconsistent."""
 
 
 def _check(condition: bool, message: str) -> None:
@@ -36,8 +33,11 @@ def _check_positive(owner, *names: str) -> None:
 @dataclasses.dataclass(frozen=True)
 class EnvConfig:
   """Which environment to load, and from which TF-Agents suite."""
-  name: str = 'CartPole-v0'
-  suite: str = 'auto'  # 'auto' picks pybullet for *Bullet* names, else gym.
+  name: str = setting('CartPole-v0', flag='env',
+                      help='Environment name (gym or pybullet).')
+  suite: str = setting('auto', flag='env_suite', enum=ENV_SUITES,
+                       help='TF-Agents suite to load --env with; auto picks '
+                       'pybullet for *Bullet* names, else gym.')
 
   def __post_init__(self):
     _check(bool(self.name), 'env name must not be empty')
@@ -51,23 +51,52 @@ class EnvConfig:
     return 'pybullet' if 'Bullet' in self.name else 'gym'
 
 
+# The DQN CartPole and SAC Minitaur tutorials' hyperparameters: what an
+# AgentConfig field left unset takes.
+_TUTORIAL_AGENTS = {
+    'dqn': dict(fc_layer_params=(100, 50), critic_fc_layer_params=(),
+                learning_rate=1e-3, batch_size=64, gamma=1.0,
+                target_update_tau=1.0, target_update_period=1,
+                epsilon_greedy=0.1, reward_scale_factor=1.0),
+    'sac': dict(fc_layer_params=(256, 256), critic_fc_layer_params=(256, 256),
+                learning_rate=3e-4, batch_size=256, gamma=0.99,
+                target_update_tau=0.005, target_update_period=1,
+                epsilon_greedy=0.0, reward_scale_factor=1.0),
+}
+_TUTORIAL = "the agent's tutorial value"
+
+
 @dataclasses.dataclass(frozen=True)
 class AgentConfig:
-  """Agent hyperparameters; `agent_defaults(kind)` gives the tutorials' values."""
-  kind: str
-  fc_layer_params: Tuple[int, ...]  # DQN: Q network; SAC: actor network.
-  critic_fc_layer_params: Tuple[int, ...]  # SAC only.
-  learning_rate: float  # DQN: Adam; SAC: actor, critic and alpha Adams.
-  batch_size: int
-  gamma: float
-  target_update_tau: float
-  target_update_period: int
-  epsilon_greedy: float  # DQN collect policy only.
-  reward_scale_factor: float = 1.0
+  """Agent hyperparameters; each one left unset (None) takes the tutorial's
+  value for the agent `kind` (DQN CartPole, SAC Minitaur)."""
+  kind: str = setting('dqn', flag='agent', enum=AGENT_KINDS,
+                      help='Agent kind.')
+  fc_layer_params: Optional[Tuple[int, ...]] = setting(
+      help='DQN Q-network / SAC actor layer sizes.', unset=_TUTORIAL)
+  critic_fc_layer_params: Optional[Tuple[int, ...]] = setting(
+      help='SAC critic layer sizes.', unset=_TUTORIAL)
+  learning_rate: Optional[float] = setting(
+      help='Adam learning rate (SAC: actor, critic and alpha).',
+      unset=_TUTORIAL)
+  batch_size: Optional[int] = setting(help='Train batch size.',
+                                      unset=_TUTORIAL)
+  gamma: Optional[float] = setting(help='Discount.', unset=_TUTORIAL)
+  target_update_tau: Optional[float] = setting(
+      help='Target network update rate.', unset=_TUTORIAL)
+  target_update_period: Optional[int] = setting(
+      help='Target network update period.', unset=_TUTORIAL)
+  epsilon_greedy: Optional[float] = setting(
+      help='DQN collect-policy exploration.', unset=_TUTORIAL)
+  reward_scale_factor: Optional[float] = setting(help='Reward scale.',
+                                                 unset=_TUTORIAL)
 
   def __post_init__(self):
     _check(self.kind in AGENT_KINDS,
            f'agent must be one of {AGENT_KINDS}, got {self.kind!r}')
+    for name, value in _TUTORIAL_AGENTS[self.kind].items():
+      if getattr(self, name) is None:
+        object.__setattr__(self, name, value)
     _check(len(self.fc_layer_params) > 0 and
            all(units > 0 for units in self.fc_layer_params),
            f'fc_layer_params must be positive layer sizes, '
@@ -83,43 +112,47 @@ class AgentConfig:
            f'epsilon_greedy must be in [0, 1], got {self.epsilon_greedy}')
 
 
-def agent_defaults(kind: str) -> AgentConfig:
-  """The DQN CartPole and SAC Minitaur tutorials' hyperparameters."""
-  if kind == 'dqn':
-    return AgentConfig(kind='dqn', fc_layer_params=(100, 50),
-                       critic_fc_layer_params=(), learning_rate=1e-3,
-                       batch_size=64, gamma=1.0, target_update_tau=1.0,
-                       target_update_period=1, epsilon_greedy=0.1)
-  if kind == 'sac':
-    return AgentConfig(kind='sac', fc_layer_params=(256, 256),
-                       critic_fc_layer_params=(256, 256), learning_rate=3e-4,
-                       batch_size=256, gamma=0.99, target_update_tau=0.005,
-                       target_update_period=1, epsilon_greedy=0.0)
-  raise ConfigError(f'agent must be one of {AGENT_KINDS}, got {kind!r}')
-
-
 @dataclasses.dataclass(frozen=True)
 class ReplayConfig:
   """The replay table and its rate limiter.
 
   `sample_to_insert` keeps the learner at `samples_per_insert` sampled items
-  per inserted item (default: the batch size, i.e. one train step per env step
-  as in the tutorials), allowing `slack_steps` env steps of drift either way.
-  Actors collect with a random policy until the table holds `min_size`
-  items (the tutorials' initial collection); the learner samples from then on.
-  The server checkpoints the tables every `checkpoint_every_s` (and on
-  SIGTERM): a server that is killed loses at most what came after.
+  per inserted item (unset: the batch size, i.e. one train step per env step
+  as in the tutorials; ExperimentConfig fills it in), allowing `slack_steps`
+  env steps of drift either way. Actors collect with a random policy until
+  the table holds `min_size` items (the tutorials' initial collection); the
+  learner samples from then on. The server checkpoints the tables every
+  `checkpoint_every_s` (and on SIGTERM): a server that is killed loses at
+  most what came after.
   """
-  capacity: int
-  min_size: int
-  rate_limiter: str = 'sample_to_insert'
-  samples_per_insert: float = 64.0
-  slack_steps: int = 1000
-  checkpoint_every_s: float = 300.0
+  capacity: int = setting(100000, flag='replay_capacity',
+                          help='Replay table max size (items).')
+  min_size: int = setting(
+      100, flag='initial_collect_steps',
+      help='Random-policy steps the actors collect (together) before the '
+      'learner samples.')
+  rate_limiter: str = setting(
+      'sample_to_insert', enum=RATE_LIMITERS,
+      help='sample_to_insert: keep the ratio of train steps to env steps; '
+      'min_size: no ratio, only the initial collection.')
+  samples_per_insert: Optional[float] = setting(
+      help='Sampled items per inserted item.',
+      unset='the batch size, i.e. one train step per env step as in the '
+      'tutorials')
+  slack_steps: int = setting(
+      1000, flag='rate_limiter_slack_steps',
+      help='Env steps collection may run ahead of or behind that ratio.')
+  checkpoint_every_s: float = setting(
+      300.0, flag='replay_checkpoint_every_s',
+      help='The Reverb server checkpoints its tables this often (seconds; '
+      'and on SIGTERM): a server that is killed loses at most the items '
+      'inserted since.')
 
   def __post_init__(self):
-    _check_positive(self, 'capacity', 'min_size', 'samples_per_insert',
-                    'slack_steps', 'checkpoint_every_s')
+    _check_positive(self, 'capacity', 'min_size', 'slack_steps',
+                    'checkpoint_every_s')
+    if self.samples_per_insert is not None:
+      _check_positive(self, 'samples_per_insert')
     _check(self.rate_limiter in RATE_LIMITERS,
            f'rate_limiter must be one of {RATE_LIMITERS}, '
            f'got {self.rate_limiter!r}')
@@ -135,15 +168,26 @@ class ReplayConfig:
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
   """How long to train and how often processes sync, save and evaluate."""
-  max_train_steps: int = 20000
-  push_every_steps: int = 100
-  pull_every_steps: int = 100
-  envs_per_actor: int = 1
-  checkpoint_every_steps: int = 5000
-  policy_save_every_steps: int = 5000
-  eval_every_steps: int = 1000
-  eval_episodes: int = 10
-  log_every_steps: int = 1000
+  max_train_steps: int = setting(20000,
+                                 help='Training stops at this train step.')
+  push_every_steps: int = setting(
+      100, help='The learner pushes weights every N train steps.')
+  pull_every_steps: int = setting(
+      100, help='Collect actors pull weights every N steps of each of their '
+      'envs.')
+  envs_per_actor: int = setting(
+      1, help='Environments each collect actor steps in one batch, with one '
+      'batched policy call per step.')
+  checkpoint_every_steps: int = setting(
+      5000, help='Learner checkpoint interval (train steps).')
+  policy_save_every_steps: int = setting(
+      5000, help='Policy SavedModel interval (train steps).')
+  eval_every_steps: int = setting(
+      1000, help='Evaluate every N train steps (0: every new weights '
+      'version).')
+  eval_episodes: int = setting(10, help='Episodes per evaluation.')
+  log_every_steps: int = setting(
+      1000, help='Learner log and summary interval (train steps).')
 
   def __post_init__(self):
     _check_positive(self, 'max_train_steps',
@@ -158,13 +202,17 @@ class TrainConfig:
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
   """Everything every process must agree on."""
-  env: EnvConfig
-  agent: AgentConfig
-  replay: ReplayConfig
-  train: TrainConfig
-  seed: int = 0
+  env: EnvConfig = EnvConfig()
+  agent: AgentConfig = AgentConfig()
+  replay: ReplayConfig = ReplayConfig()
+  train: TrainConfig = TrainConfig()
+  seed: int = setting(0, help='Base seed; each collect actor adds its task '
+                      'id.')
 
   def __post_init__(self):
+    if self.replay.samples_per_insert is None:
+      object.__setattr__(self, 'replay', dataclasses.replace(
+          self.replay, samples_per_insert=float(self.agent.batch_size)))
     _check(self.agent.batch_size <= self.replay.capacity,
            f'batch_size ({self.agent.batch_size}) must not exceed the replay '
            f'capacity ({self.replay.capacity})')

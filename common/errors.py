@@ -7,3 +7,7 @@ class UserError(Exception):
   Subclasses also derive from the built-in error that fits (ValueError,
   ConnectionError, ...), so callers can catch either.
   """
+
+
+class ConfigError(UserError, ValueError):
+  """A configuration value is out of range, inconsistent or unreadable."""

@@ -55,6 +55,7 @@ class Shutdown:
     self._event = threading.Event()
     self._grace_s = grace_s
     self._reason = ''
+    self._signal: Optional[int] = None
     threading.Thread(target=self._wait_for_signal, daemon=True,
                      name='shutdown-signals').start()
 
@@ -65,6 +66,11 @@ class Shutdown:
   @property
   def reason(self) -> str:
     return self._reason
+
+  @property
+  def signal_number(self) -> Optional[int]:
+    """The signal that asked for the stop; None if none did."""
+    return self._signal
 
   def request(self, reason: str, grace_s: Optional[float] = None) -> None:
     """Asks the main loop to stop; exits anyway after the grace period."""
@@ -98,6 +104,8 @@ class Shutdown:
 
   def _wait_for_signal(self):
     received = signal.sigwait(_SIGNALS)
+    if not self._event.is_set():
+      self._signal = received
     self.request(f'received {signal.Signals(received).name}')
     while signal.sigwait(_SIGNALS) == signal.SIGHUP:
       pass  # The same stop again: a dying parent sends it once per thread.

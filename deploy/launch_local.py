@@ -14,9 +14,10 @@ from absl import flags
 
 from common import cli
 from common import run_dir
+from common.config import STRATEGIES
 from deploy import restarts
-from deploy.local import LaunchSettings
-from deploy.local import run_local
+from deploy.graph import LaunchSettings
+from deploy.supervisor import run_local
 
 _EXPERIMENT_FLAGS = cli.define_experiment_flags()
 _ROOT_DIR = flags.DEFINE_string('root_dir', None, 'Where results and logs go.',
@@ -25,8 +26,10 @@ _ACTORS = flags.DEFINE_integer('actors', 2, 'Collect actors.', lower_bound=1)
 _PORT = flags.DEFINE_integer('port', 0, 'Reverb port (0: a free one).',
                              lower_bound=0, upper_bound=65535)
 _EVAL = flags.DEFINE_boolean('eval', True, 'Run the eval actor.')
+# A TPU learner needs --tpu: run it by hand or under compose.
 _STRATEGY = flags.DEFINE_enum('strategy', 'default',
-                              ['default', 'mirrored'], 'Learner strategy.')
+                              [s for s in STRATEGIES if s != 'tpu'],
+                              'Learner strategy.')
 _PROGRESS_EVERY_S = flags.DEFINE_float('progress_every_s', 5,
                                        'Progress line interval.')
 _STOP_AT_RETURN = flags.DEFINE_float(

@@ -5,8 +5,10 @@ import threading
 from absl import logging
 import reverb
 import tensorflow as tf
+from tf_agents.train import interval_trigger
 from tf_agents.train import learner as tfa_learner
 from tf_agents.train import triggers
+from tf_agents.utils import common as tfa_common
 
 from common import agents
 from common import envs
@@ -20,6 +22,9 @@ from learner import metrics as learner_metrics
 from learner import PUSHED_WEIGHTS_LOG
 from learner import replay_input
 from learner import TRAINING_LOG
+
+_CHECKPOINTS_KEPT = 3  # As TF-Agents' Learner keeps.
+
 
 @dataclasses.dataclass(frozen=True)
 class LearnerSettings:
@@ -68,17 +73,24 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
             settings.reverb_address, specs.replay_layout,
             config.agent.batch_size, settings.sampling)))
   timed_experience = learner_metrics.TimedIterator(experience)
+  # The Learner restores its last checkpoint; the saving is ours (below),
+  # so that the final save has a handle of its own.
   learner = tfa_learner.Learner(
-      settings.root_dir, train_step, agent,
-      checkpoint_interval=config.train.checkpoint_every_steps,
-      summary_interval=config.train.log_every_steps,
-      strategy=strategy)
+      settings.root_dir, train_step, agent, checkpoint_interval=0,
+      summary_interval=config.train.log_every_steps, strategy=strategy)
+  with strategy.scope():
+    checkpointer = tfa_common.Checkpointer(
+        run_dir.checkpoints_dir(settings.root_dir),
+        max_to_keep=_CHECKPOINTS_KEPT, agent=agent, train_step=train_step)
+  save_checkpoint = interval_trigger.IntervalTrigger(
+      config.train.checkpoint_every_steps,
+      lambda: checkpointer.save(train_step), start=int(train_step.numpy()))
+  learner.triggers.append(save_checkpoint)
   weights = reverb_io.WeightsSync(
       settings.reverb_address, specs_lib.variables_nest(agent, train_step))
   weights.push()
   logging.info('%s %d; training to step %d', PUSHED_WEIGHTS_LOG,
                weights.version, config.train.max_train_steps)
-  save_checkpoint = learner.triggers[-1]  # The Learner's own.
   _watch_for_stalls(settings.reverb_address, train_step, stop,
                     settings.stall_log_s)
   start_step = int(train_step.numpy())

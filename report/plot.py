@@ -4,7 +4,7 @@ from absl import flags
 
 from common import cli
 from common.config import ConfigError
-from report import plots
+from report import plot_lib
 
 _ROOT_DIRS = flags.DEFINE_multi_string(
     'root_dir', None, 'A run\'s root_dir; repeat the flag to overlay runs.',
@@ -22,10 +22,10 @@ def main():
     raise ConfigError(
         f'--labels has {len(labels)} names for {len(_ROOT_DIRS.value)} '
         f'--root_dir: give one per run')
-  runs = [plots.read_run(root_dir, label)
+  runs = [plot_lib.read_run(root_dir, label)
           for root_dir, label in zip(_ROOT_DIRS.value, labels)]
   out = _OUT.value or f'{_ROOT_DIRS.value[0]}/returns.png'
-  points = plots.plot_returns(runs, out, _TITLE.value)
+  points = plot_lib.plot_returns(runs, out, _TITLE.value)
   print(f'Wrote {out}: {points} evaluations of {len(runs)} run(s)')
 
 

@@ -10,7 +10,7 @@ from absl import flags
 
 from common import cli
 from common.config import ConfigError
-from report import job_status
+from report import status_lib
 
 _REVERB_ADDRESS = flags.DEFINE_string(
     'reverb_address', None, 'host:port of the job\'s Reverb server.')
@@ -23,7 +23,7 @@ _INTERVAL_S = flags.DEFINE_float(
 def main():
   if not (_REVERB_ADDRESS.value or _ROOT_DIR.value):
     raise ConfigError('give --reverb_address, --root_dir or both')
-  lines, answered = job_status.status_lines(
+  lines, answered = status_lib.status_lines(
       _REVERB_ADDRESS.value, _ROOT_DIR.value, _INTERVAL_S.value)
   print('\n'.join(lines), flush=True)
   if not answered:

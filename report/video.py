@@ -14,7 +14,7 @@ quiet.import_tensorflow()  # Without its start-up messages.
 from absl import flags
 
 from common import cli
-from report import videos
+from report import video_lib
 
 cli.define_experiment_flags()
 _ROOT_DIR = flags.DEFINE_string(
@@ -27,12 +27,12 @@ _EPISODES = flags.DEFINE_integer('episodes', 3, 'Greedy-policy episodes.')
 _MAX_STEPS = flags.DEFINE_integer(
     'max_steps', 1000, 'Cut each episode after this many steps.')
 _WITH_RANDOM = flags.DEFINE_enum(
-    'with_random', 'none', videos.WITH_RANDOM,
+    'with_random', 'none', video_lib.WITH_RANDOM,
     'Also as many random-policy episodes: after the greedy ones, or side by '
     'side with them (the random one on the right).')
 _GIF = flags.DEFINE_bool(
-    'gif', False, f'Also a GIF: one frame in {videos.GIF_FRAME_STEP}, at '
-    f'most {videos.GIF_MAX_WIDTH} pixels wide.')
+    'gif', False, f'Also a GIF: one frame in {video_lib.GIF_FRAME_STEP}, at '
+    f'most {video_lib.GIF_MAX_WIDTH} pixels wide.')
 _FPS = flags.DEFINE_integer('fps', 30, 'MP4 frames per second.')
 _STILL = flags.DEFINE_string(
     'still', None, 'Also a PNG of the frame one second in (for a README).')
@@ -40,12 +40,12 @@ _STILL = flags.DEFINE_string(
 
 def main():
   config = cli.experiment_config()
-  settings = videos.VideoSettings(
+  settings = video_lib.VideoSettings(
       root_dir=_ROOT_DIR.value, out_path=_OUT.value,
       episodes=_EPISODES.value, max_steps_per_episode=_MAX_STEPS.value,
       with_random=_WITH_RANDOM.value, fps=_FPS.value, gif=_GIF.value,
       seed=config.seed, still_path=_STILL.value)
-  result = videos.record_video(config, settings)
+  result = video_lib.record_video(config, settings)
   print(f'Greedy policy at train step {result.train_step}, weights from '
         f'{result.weights_path}')
   print('Episode steps: greedy ' + _steps(result.greedy_episode_steps) + (
@@ -55,7 +55,7 @@ def main():
         f'{result.width}x{result.height} at {settings.fps} fps')
   if settings.gif:
     print(f'Wrote {settings.gif_path}: {result.gif_frames} frames of '
-          f'{videos.gif_frame_ms(settings.fps)} ms')
+          f'{video_lib.gif_frame_ms(settings.fps)} ms')
   if settings.still_path:
     print(f'Wrote {settings.still_path}')
 

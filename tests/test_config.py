@@ -23,7 +23,7 @@ def test_cartpole_flagfile_is_the_dqn_tutorial():
   config = _parse(f'--flagfile={CARTPOLE_FLAGS}')
   assert config.env == cfg.EnvConfig('CartPole-v0', 'auto')
   assert config.env.resolved_suite == 'gym'
-  assert config.agent == cfg.agent_defaults('dqn')
+  assert config.agent == cfg.AgentConfig('dqn')
   assert config.agent.fc_layer_params == (100, 50)
   assert config.agent.batch_size == 64 and config.agent.learning_rate == 1e-3
   # One train step per env step, as the tutorial's loop does.
@@ -34,7 +34,7 @@ def test_cartpole_flagfile_is_the_dqn_tutorial():
 def test_minitaur_flagfile_is_the_sac_tutorial():
   config = _parse(f'--flagfile={MINITAUR_FLAGS}')
   assert config.env.resolved_suite == 'pybullet'
-  assert config.agent == cfg.agent_defaults('sac')
+  assert config.agent == cfg.AgentConfig('sac')
   assert config.agent.critic_fc_layer_params == (256, 256)
   assert config.agent.target_update_tau == 0.005
   assert config.replay.samples_per_insert == 256
@@ -86,7 +86,7 @@ def test_tpu_strategy_needs_an_address():
 
 def test_unknown_kinds_are_rejected():
   with pytest.raises(cfg.ConfigError, match='agent must be one of'):
-    cfg.agent_defaults('ppo')
+    cfg.AgentConfig('ppo')
   with pytest.raises(cfg.ConfigError, match='env suite must be one of'):
     cfg.EnvConfig('CartPole-v0', suite='atari')
   with pytest.raises(cfg.ConfigError, match='rate_limiter must be one of'):

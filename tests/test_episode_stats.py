@@ -13,7 +13,7 @@ from common import config as cfg
 @pytest.mark.parametrize('num_envs', [1, 3])
 def test_same_counts_as_tf_agents_metrics(num_envs):
   config = cfg.ExperimentConfig(
-      env=cfg.EnvConfig('CartPole-v0'), agent=cfg.agent_defaults('dqn'),
+      env=cfg.EnvConfig('CartPole-v0'), agent=cfg.AgentConfig('dqn'),
       replay=cfg.ReplayConfig(capacity=1000, min_size=1),
       train=cfg.TrainConfig())
   env = load_envs(config, seed=7, num_envs=num_envs)

@@ -9,6 +9,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from deploy.graph import LaunchSettings
+from deploy.graph import process_graph
 from tests.helpers import PROJECT_ROOT
 
 _K8S_DIR = os.path.join(PROJECT_ROOT, 'deploy', 'k8s')
@@ -88,3 +90,27 @@ def test_kustomization_lists_the_cpu_topology():
   (kustomization,) = _load('kustomization.yaml')
   expected = set(_FILES) - {'kustomization.yaml', 'learner-gpu.yaml'}
   assert sorted(kustomization['resources']) == sorted(expected)
+
+
+def _process_kind(command):
+  """What a command runs: the module (or program), and eval for eval actors."""
+  program = command[command.index('-m') + 1] if '-m' in command else command[0]
+  program = program.replace('tensorboard.main', 'tensorboard')
+  return program + (' --mode=eval' if '--mode=eval' in command else '')
+
+
+def test_kubernetes_and_compose_run_the_processes_of_the_local_graph():
+  settings = LaunchSettings(flagfile='run.flags', root_dir='/results',
+                            max_train_steps=1, tensorboard_port=6006)
+  local = {_process_kind(['-m', spec.module, *spec.args])
+           for spec in process_graph(settings, port=8000)}
+  assert local == {'reverb_server', 'learner', 'actor', 'actor --mode=eval',
+                   'tensorboard'}
+  kubernetes = {_process_kind(container['command'] + container.get('args', []))
+                for _, _, pod in _pods() for container in pod['containers']}
+  with open(os.path.join(PROJECT_ROOT, 'docker-compose.yml')) as f:
+    services = yaml.safe_load(f)['services']
+  compose = {_process_kind(service['command'])
+             for service in services.values()}
+  assert kubernetes == local
+  assert compose == local

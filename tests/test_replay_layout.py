@@ -86,7 +86,7 @@ def test_strings_cannot_be_stored():
 def test_checkpoint_of_the_column_per_field_layout_is_refused(tmp_path):
   """A checkpoint written before the packed layout names both layouts."""
   config = cfg.ExperimentConfig(
-      env=cfg.EnvConfig('CartPole-v0'), agent=cfg.agent_defaults('dqn'),
+      env=cfg.EnvConfig('CartPole-v0'), agent=cfg.AgentConfig('dqn'),
       replay=cfg.ReplayConfig(capacity=1000, min_size=10),
       train=cfg.TrainConfig())
   specs = specs_lib.derive_specs(config)

@@ -18,7 +18,7 @@ from actor.evaluate import append_result
 from common import run_dir
 from common.run_dir import read_eval_returns
 from common.run_dir import returns_csv_path
-from report import plots
+from report import plot_lib
 from tests.helpers import CARTPOLE_FLAGS
 from tests.helpers import popen_module
 from tests.helpers import run_module
@@ -230,13 +230,13 @@ def test_plot_times_from_the_run_start_and_a_relaunch_keeps_it(tmp_path):
   root_dir = str(tmp_path)
   append_result(returns_csv_path(root_dir), 100,
                 {'AverageReturn': 1.0, 'AverageEpisodeLength': 5.0})
-  no_start = plots.read_run(root_dir)
+  no_start = plot_lib.read_run(root_dir)
   assert not no_start.since_start and no_start.seconds == [0.0]
   run_dir.record_start(root_dir)
   first_start = run_dir.read_start(root_dir)
   with open(os.path.join(root_dir, run_dir.STARTED_AT), 'w') as f:
     f.write(f'{first_start - 30}\n')  # The run started 30 s before its eval.
   run_dir.record_start(root_dir)  # A relaunch of the same run.
-  run = plots.read_run(root_dir)
+  run = plot_lib.read_run(root_dir)
   assert run.since_start and 29 < run.seconds[0] < 40
   assert run_dir.read_start(root_dir) == pytest.approx(first_start - 30)

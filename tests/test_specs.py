@@ -16,7 +16,7 @@ from common import specs as specs_lib
 
 
 def _config(env, kind, **agent_changes):
-  agent = dataclasses.replace(cfg.agent_defaults(kind), **agent_changes)
+  agent = dataclasses.replace(cfg.AgentConfig(kind), **agent_changes)
   return cfg.ExperimentConfig(
       env=cfg.EnvConfig(env), agent=agent,
       replay=cfg.ReplayConfig(capacity=1000, min_size=100,
@@ -96,7 +96,7 @@ def test_min_size_rate_limiter():
 def _build(env_name, kind):
   env = envs.load_env(cfg.EnvConfig(env_name))
   time_step_spec, action_spec = agents.tensor_specs(env)
-  return agents.build_agent(cfg.agent_defaults(kind), time_step_spec,
+  return agents.build_agent(cfg.AgentConfig(kind), time_step_spec,
                             action_spec, train_utils.create_train_step(),
                             env_name=env_name)
 

@@ -23,7 +23,7 @@ _CARTPOLE_TAU = 0.02  # gym's CartPole: x' = x + tau * x_dot, every step.
 
 def test_batched_envs_write_consecutive_steps_of_one_env_per_item():
   config = cfg.ExperimentConfig(
-      env=cfg.EnvConfig('CartPole-v0'), agent=cfg.agent_defaults('dqn'),
+      env=cfg.EnvConfig('CartPole-v0'), agent=cfg.AgentConfig('dqn'),
       replay=cfg.ReplayConfig(capacity=10_000, min_size=1,
                               rate_limiter='min_size', samples_per_insert=64),
       train=dataclasses.replace(cfg.TrainConfig(), envs_per_actor=_NUM_ENVS))

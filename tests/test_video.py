@@ -21,7 +21,7 @@ from common import agents
 from common import cli
 from common import envs
 from common.config import ConfigError
-from report import videos
+from report import video_lib
 from tests.helpers import CARTPOLE_FLAGS
 from tests.helpers import MINITAUR_FLAGS
 from tests.helpers import run_module
@@ -126,7 +126,7 @@ def test_cartpole_side_by_side_mp4_and_gif(cartpole_run, tmp_path):
       gif.seek(index)
       durations.append(gif.info['duration'])
   # Pillow merges identical consecutive frames; the duration stays.
-  assert sum(durations) == math.ceil(frames / 2) * videos.gif_frame_ms(30)
+  assert sum(durations) == math.ceil(frames / 2) * video_lib.gif_frame_ms(30)
 
   with Image.open(tmp_path / 'still.png') as still:
     assert still.size == (2 * 600, 400)
@@ -194,7 +194,7 @@ def test_an_episode_ends_with_the_env_or_at_max_steps(env_length, max_steps,
   env = _FixedLengthEnv(env_length)
   policy = random_py_policy.RandomPyPolicy(env.time_step_spec(),
                                            env.action_spec(), seed=0)
-  player = videos._Player(env, policy, max_steps)  # pylint: disable=protected-access
+  player = video_lib._Player(env, policy, max_steps)  # pylint: disable=protected-access
   for _ in range(2):
     frames = list(player.episode())
     # The first state's frame, then one per step taken.
@@ -239,5 +239,5 @@ def test_another_experiments_flagfile_is_rejected(minitaur_run, tmp_path):
 ])
 def test_bad_settings_are_rejected_with_the_reason(field, value, message):
   with pytest.raises(ConfigError, match=re.escape(message)):
-    videos.VideoSettings(**{'root_dir': 'run', 'out_path': 'x.mp4',
+    video_lib.VideoSettings(**{'root_dir': 'run', 'out_path': 'x.mp4',
                             field: value})

@@ -1,0 +1,95 @@
+"""The topology of a local launch as data: which processes run, with what
+arguments, and which learner milestone each waits for before it starts.
+
+Start order: a child's start-up is mostly importing TensorFlow and
+TF-Agents, 1.5-2 s of CPU each, so on a small host each process started
+early slows down the first train step. The server, the learner and the
+first collect actor start at once; the other collect actors when the learner
+has pushed its first weights (its own start-up is done); eval and TensorBoard
+when it has trained its first step.
+"""
+import dataclasses
+import os
+from typing import List, Optional
+
+from common import run_dir
+from deploy.restarts import RestartPolicy
+from learner import PUSHED_WEIGHTS_LOG
+from learner import TRAINING_LOG
+
+SERVER = 'reverb_server'
+LEARNER = 'learner'
+EVAL = 'eval'
+TENSORBOARD = 'tensorboard'
+SERVICES = (SERVER, TENSORBOARD)  # They run until stopped; the others finish.
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchSettings:
+  flagfile: str  # The experiment, as every child reads it.
+  root_dir: str
+  max_train_steps: int  # From the experiment: when actors may finish.
+  actors: int = 2
+  port: int = 0  # 0: pick a free port.
+  eval: bool = True
+  strategy: str = 'default'
+  progress_every_s: float = 5.0
+  stop_at_return: Optional[float] = None
+  startup_timeout_s: float = 120.0
+  tensorboard_port: int = 0  # 0: no TensorBoard.
+  # Children waiting for a learner milestone start anyway this long after
+  # the launch.
+  staged_start_timeout_s: float = 30.0
+  restart: RestartPolicy = RestartPolicy()
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessSpec:
+  name: str
+  module: str  # Run as `python -m <module> <args>`.
+  args: List[str]
+  # The learner's log line it waits for (None: starts at launch).
+  after: Optional[str] = None
+
+
+def actor_name(task: int) -> str:
+  return f'actor_{task}'
+
+
+def process_graph(settings: LaunchSettings, port: int) -> List[ProcessSpec]:
+  """The processes of the topology, in start order."""
+  experiment = f'--flagfile={settings.flagfile}'
+  # The server starts with the learner and the first actor: they wait for it.
+  address = [f'--reverb_address=localhost:{port}',
+             f'--connect_timeout_s={settings.startup_timeout_s}']
+  root = f'--root_dir={settings.root_dir}'
+  checkpoints = os.path.join(settings.root_dir, run_dir.REVERB_CHECKPOINTS_DIR)
+  graph = [
+      ProcessSpec(SERVER, 'reverb_server', [
+          experiment, f'--port={port}', f'--checkpoint_dir={checkpoints}']),
+      ProcessSpec(LEARNER, 'learner', [
+          experiment, *address, root, f'--strategy={settings.strategy}'])]
+  for task in range(settings.actors):
+    graph.append(ProcessSpec(
+        actor_name(task), 'actor',
+        [experiment, *address, root, f'--task={task}'],
+        after=PUSHED_WEIGHTS_LOG if task else None))
+  if settings.eval:
+    graph.append(ProcessSpec(EVAL, 'actor', [experiment, *address, root,
+                                             '--mode=eval'],
+                             after=TRAINING_LOG))
+  if settings.tensorboard_port:
+    graph.append(ProcessSpec(TENSORBOARD, 'tensorboard.main', [
+        f'--logdir={settings.root_dir}', '--host=localhost',
+        f'--port={settings.tensorboard_port}'], after=TRAINING_LOG))
+  return graph
+
+
+def start_plan(graph: List[ProcessSpec]) -> str:
+  """One line: what starts now and what later."""
+  when = {PUSHED_WEIGHTS_LOG: 'once the learner has pushed weights',
+          TRAINING_LOG: 'once it trains'}
+  later = [f'{", ".join(p.name for p in graph if p.after == a)} {text}'
+           for a, text in when.items() if any(p.after == a for p in graph)]
+  now = ', '.join(p.name for p in graph if p.after is None)
+  return '; '.join([f'Starting {now}', *later])

@@ -1,0 +1,170 @@
+"""Runs the topology of deploy/graph.py on this host and supervises it.
+
+The launcher prints progress, restarts a child that dies (deploy/restarts.py
+decides when), stops the children in a safe order, and fails loudly (naming
+the child and its log) when one keeps dying or was given bad input. It reads
+the learner's start-up milestones in its log to start the later children,
+and imports no TensorFlow itself until training runs (its Reverb client,
+for the progress lines, comes then). Children stop when the launcher dies.
+"""
+import os
+import sys
+import time
+
+from common import ports
+from common import progress
+from common import run_dir
+from common import shutdown
+from deploy import children as children_lib
+from deploy import exits
+from deploy.children import Child
+from deploy.children import ChildFailed
+from deploy.children import child_env
+from deploy.children import make_children
+from deploy.graph import EVAL
+from deploy.graph import LEARNER
+from deploy.graph import LaunchSettings
+from deploy.graph import SERVER
+from deploy.graph import SERVICES
+from deploy.graph import process_graph
+from deploy.graph import start_plan
+from deploy.watch import LogWatch
+from deploy.watch import ProgressLines
+from deploy.watch import ServerView
+from learner import PUSHED_WEIGHTS_LOG
+from learner import TRAINING_LOG
+
+_FINISH_TIMEOUT_S = 120.0
+
+
+def run_local(settings: LaunchSettings, stop: shutdown.Shutdown) -> int:
+  """Runs the topology to the end; returns the launcher's exit code."""
+  start = time.monotonic()
+  run_dir.record_start(settings.root_dir)
+  port = settings.port or ports.free_port()
+  graph = process_graph(settings, port)
+  children = make_children(settings, graph)
+  env = child_env()
+  print(f'{start_plan(graph)}; logs in '
+        f'{os.path.join(settings.root_dir, run_dir.LOGS_DIR)}', flush=True)
+  server = ServerView(port)
+  try:
+    for child in children.values():
+      if child.after is None:
+        child.start(env)
+    _wait_for_server(children[SERVER], server, settings.startup_timeout_s)
+    for child in children.values():
+      if child.started:
+        _print_started(child)
+    print(f'Status: {sys.executable} -m report.status '
+          f'--reverb_address=localhost:{port} '
+          f'--root_dir={settings.root_dir}', flush=True)
+    if settings.tensorboard_port:
+      print(f'TensorBoard: http://localhost:{settings.tensorboard_port} (once '
+            f'training runs)', flush=True)
+    outcome = _supervise(settings, children, server, env, stop, start)
+    final = server.read(lambda client: progress.take_snapshot(
+        client, run_dir.returns_csv_path(settings.root_dir)))
+  except ChildFailed as e:
+    print(f'error (launcher): {e}', file=sys.stderr, flush=True)
+    children_lib.stop_all(children)
+    return e.exit_code
+  children_lib.stop_all(children)
+  # Imported at the end: matplotlib takes a while.
+  from report import summary  # pylint: disable=g-import-not-at-top
+  summary.print_final(final, settings.root_dir)
+  summary.print_results(settings.root_dir, settings.flagfile)
+  return outcome
+
+
+def _print_started(child: Child) -> None:
+  print(f'  {child.name:<14} pid {child.process.pid:<8} {child.log_path}',
+        flush=True)
+
+
+def _wait_for_server(server: Child, view: ServerView,
+                     timeout_s: float) -> None:
+  """Until the server's port takes connections (no Reverb client here)."""
+  deadline = time.monotonic() + timeout_s
+  while not view.answers():
+    if server.returncode is not None:
+      exits.fail_on_bad_input(server)
+      raise ChildFailed(exits.exit_report(server, 'before it answered'))
+    if time.monotonic() > deadline:
+      raise ChildFailed(
+          f'reverb_server did not answer on port {view.port} within '
+          f'{timeout_s:.0f}s; its log: {server.log_path}\n'
+          f'{server.log_tail()}')
+    time.sleep(0.1)
+
+
+def _start_due(children, learner_log, env, launched_at, settings,
+               learner_done) -> None:
+  """Starts the children whose learner milestone came (or all, once the
+  wait for it timed out)."""
+  timed_out = not learner_done and (
+      time.monotonic() - launched_at >= settings.staged_start_timeout_s)
+  for child in children.values():
+    if child.started or (learner_done and child.name != EVAL):
+      continue
+    if timed_out or learner_log.seen(child.after):
+      child.start(env)
+      _print_started(child)
+
+
+def _supervise(settings, children, server, env, stop, start) -> int:
+  """Starts the later children, restarts those that die, prints progress
+  until the job ends."""
+  csv_path = run_dir.returns_csv_path(settings.root_dir)
+  learner = children[LEARNER]
+  learner_log = LogWatch(learner, [PUSHED_WEIGHTS_LOG, TRAINING_LOG])
+  progress_lines = ProgressLines(start, settings, csv_path)
+  learner_done_at = first_step_at = None
+  while True:
+    if first_step_at is None and learner_log.seen(TRAINING_LOG):
+      first_step_at = time.monotonic()
+      print(f'First train step {first_step_at - start:.1f}s after launch',
+            flush=True)
+    if (learner_done_at is None and learner.restart_at is None and
+        learner.returncode == 0):
+      learner_done_at = time.monotonic()
+      learner.finished = True
+      print('Learner finished; waiting for the actors and eval to finish',
+            flush=True)
+    # Eval starts even when the learner has finished: it evaluates the last
+    # weights.
+    _start_due(children, learner_log, env, start, settings,
+               learner_done_at is not None)
+    exits.handle_exits(children, learner_done_at is not None, server,
+                       settings, env)
+    if learner_done_at is not None:
+      others = [c for n, c in children.items()
+                if n not in (*SERVICES, LEARNER)]
+      if all(c.finished or not c.started for c in others):
+        return 0
+      if time.monotonic() - learner_done_at > _FINISH_TIMEOUT_S:
+        print('Some actors did not finish after the learner: stopping them',
+              flush=True)
+        return 0
+    if stop.requested:
+      print(f'Stopping all processes ({stop.reason})', flush=True)
+      return 128 + stop.signal_number if stop.signal_number else 1
+    if learner_done_at is None and first_step_at is not None:
+      progress_lines.print_when_due(
+          server, sum(c.history.total for c in children.values()))
+    if settings.stop_at_return is not None and _reached_return(
+        csv_path, settings.stop_at_return, start):
+      return 0
+    stop.wait(0.5)
+
+
+def _reached_return(csv_path, target, start) -> bool:
+  for row in run_dir.read_eval_returns(csv_path):
+    if float(row['average_return']) >= target:
+      print(f'Eval return {float(row["average_return"]):.1f} >= {target} at '
+            f'train step {row["train_step"]}, {time.monotonic() - start:.0f}s '
+            f'after launch: stopping', flush=True)
+      return True
+  return False
+
+

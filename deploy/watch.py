@@ -1,0 +1,108 @@
+"""What the launcher reads while it runs: its children's logs, and the
+Reverb server."""
+import time
+from typing import Callable, List
+
+from common import ports
+from common import progress
+from common import quiet
+from deploy.children import Child
+from deploy.graph import LaunchSettings
+
+
+class LogWatch:
+  """Which of some lines a child has logged since it started, read as its
+  log grows."""
+
+  def __init__(self, child: Child, texts: List[str]):
+    self._child = child
+    self._waiting = set(texts)
+    self._seen = set()
+    self._offset = None
+    self._partial = b''
+
+  def seen(self, text: str) -> bool:
+    """Whether a line containing `text` (one of the texts) was logged."""
+    self._read()
+    return text in self._seen
+
+  def _read(self) -> None:
+    if not self._waiting or not self._child.started:
+      return
+    if self._offset is None:
+      self._offset = self._child.log_start
+    with open(self._child.log_path, 'rb') as f:
+      f.seek(self._offset)
+      data = f.read()
+    self._offset += len(data)
+    *lines, self._partial = (self._partial + data).split(b'\n')
+    for line in lines:
+      for text in list(self._waiting):
+        if text.encode() in line:
+          self._waiting.discard(text)
+          self._seen.add(text)
+
+
+class ServerView:
+  """The launcher's Reverb client, made on first use: importing Reverb
+  imports TensorFlow, which the launcher puts off until training runs."""
+
+  def __init__(self, port: int):
+    self.port = port
+    self._client = None
+
+  @property
+  def ready(self) -> bool:
+    return self._client is not None
+
+  def client(self):
+    """The client, made on the first call."""
+    if self._client is None:
+      quiet.import_tensorflow()  # Reverb imports it.
+      import reverb  # pylint: disable=g-import-not-at-top
+      self._client = reverb.Client(f'localhost:{self.port}')
+    return self._client
+
+  def answers(self) -> bool:
+    """Whether the server's port takes connections (no Reverb call: a call
+    to a server that is away would block for its timeout)."""
+    return ports.listening('localhost', self.port)
+
+  def read(self, read_fn: Callable, default=None):
+    """`read_fn(client)`, or `default` while the server is away (restarting)."""
+    if not self.answers():
+      return default
+    try:
+      return read_fn(self.client())
+    except Exception:  # pylint: disable=broad-except
+      return default  # It went away during the call.
+
+
+class ProgressLines:
+  """The launcher's progress line, every `progress_every_s`: rates since the
+  last line, the ETA at the last minute's rate, the restarts so far."""
+
+  def __init__(self, start: float, settings: LaunchSettings, csv_path: str):
+    self._start = start
+    self._settings = settings
+    self._csv_path = csv_path
+    self._previous = None
+    self._rate = progress.StepRate()
+    self._next = start + settings.progress_every_s
+
+  def print_when_due(self, server: ServerView, restarts: int) -> None:
+    now = time.monotonic()
+    if now < self._next:
+      return
+    while self._next <= now:
+      self._next += self._settings.progress_every_s
+    snapshot = server.read(
+        lambda client: progress.take_snapshot(client, self._csv_path))
+    if snapshot is None:
+      return  # The server is restarting.
+    self._rate.add(snapshot.time, snapshot.train_step)
+    print(progress.progress_line(
+        self._start, self._previous, snapshot,
+        eta_s=self._rate.eta_s(self._settings.max_train_steps),
+        restarts=restarts), flush=True)
+    self._previous = snapshot
