@@ -2,6 +2,7 @@
 import csv
 import os
 import time
+from typing import Optional
 
 from absl import logging
 from tf_agents.train import actor as tfa_actor
@@ -50,8 +51,8 @@ def run_eval(config: ExperimentConfig, settings: runtime_lib.ActorSettings,
   try:
     while not stop.requested:
       version = rt.weights.pull()
-      if _eval_due(version, last_evaluated, config.train.eval_every_steps,
-                   max_steps):
+      if eval_due(version, last_evaluated, config.train.eval_every_steps,
+                  max_steps):
         _evaluate(eval_actor, metrics, version, returns_csv_path(
             settings.root_dir))
         last_evaluated = version
@@ -63,7 +64,10 @@ def run_eval(config: ExperimentConfig, settings: runtime_lib.ActorSettings,
   logging.info('Eval actor done (%s)', stop.reason or 'final step evaluated')
 
 
-def _eval_due(version, last_evaluated, every, max_steps) -> bool:
+def eval_due(version: int, last_evaluated: Optional[int], every: int,
+             max_steps: int) -> bool:
+  """Whether to evaluate weights `version`: the first weights seen, then
+  every `every` train steps (0: every new version), and the last."""
   if last_evaluated is None:
     return True
   if version == last_evaluated:

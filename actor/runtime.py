@@ -18,6 +18,8 @@ from common import run_dir
 from common import shutdown
 from common import specs as specs_lib
 from common.config import ExperimentConfig
+from common.config import ReverbClientSettings
+from common.settings import setting
 
 
 # Env i of an actor is seeded seed + i * stride: apart from other actors'.
@@ -25,14 +27,16 @@ _ENV_SEED_STRIDE = 1_000_003
 
 
 @dataclasses.dataclass(frozen=True)
-class ActorSettings:
+class ActorSettings(ReverbClientSettings):
   """Where this actor runs; the experiment itself is in ExperimentConfig."""
-  reverb_address: str
-  task: int = 0
-  root_dir: Optional[str] = None
-  connect_timeout_s: float = 30.0
-  weights_timeout_s: float = 600.0
-  log_every_s: float = 10.0
+  task: int = setting(0, lower_bound=0, help='Actor id: seeds the env (seed '
+                      '+ task) and names the summaries.')
+  root_dir: Optional[str] = setting(
+      help='Summaries (collect) and eval results (eval) go here.')
+  weights_timeout_s: float = setting(
+      600.0, help='Give up if the learner pushed no weights by then.')
+  log_every_s: float = setting(
+      10.0, help='Log (and summarize) env steps/s this often.')
 
 
 @dataclasses.dataclass

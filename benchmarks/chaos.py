@@ -30,6 +30,7 @@ from absl import flags
 
 from benchmarks import experiments
 from benchmarks.table import print_table
+from common import cli
 from common import ports
 from common import reverb_io
 from common import run_dir
@@ -179,7 +180,7 @@ def main(argv):
   root_dir = _ROOT_DIR.value
   if os.path.exists(root_dir):
     subprocess.run(['rm', '-rf', root_dir], check=True)
-  config = experiments.parse_config([f'--flagfile={_FLAGFILE}'])
+  config = cli.parse_experiment([f'--flagfile={_FLAGFILE}'])
   port = ports.free_port()
   command = [sys.executable, '-m', 'deploy.launch_local',
              f'--flagfile={_FLAGFILE}', f'--root_dir={root_dir}',

@@ -9,7 +9,6 @@ import sys
 import time
 from typing import Iterator, List, NamedTuple
 
-from absl import flags
 import portpicker
 
 from common import cli
@@ -30,15 +29,7 @@ def flag_args(name: str, overrides) -> List[str]:
 def load(name: str, *overrides: str) -> ExperimentConfig:
   """configs/<name>.flags with `overrides` (more --flag=value), its replay
   table made unblocking."""
-  return parse_config(flag_args(name, overrides))
-
-
-def parse_config(args: List[str]) -> ExperimentConfig:
-  """The experiment config of command-line flags."""
-  fv = flags.FlagValues()
-  cli.define_experiment_flags(fv)
-  fv(['benchmark', *args])
-  return cli.experiment_config(fv)
+  return cli.parse_experiment(flag_args(name, overrides))
 
 
 class ServerProcess(NamedTuple):

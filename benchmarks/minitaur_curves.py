@@ -29,6 +29,7 @@ from absl import flags
 from benchmarks import experiments
 from benchmarks.experiments import PROJECT_ROOT
 from benchmarks.table import print_table
+from common import cli
 from common import run_dir
 
 SIDES = ('tutorial', 'topology')
@@ -59,7 +60,7 @@ def experiment_args() -> List[str]:
 def tutorial_main(root_dir: str) -> None:
   """The tutorial's loop, in this process, to max_train_steps."""
   from benchmarks import sac_tutorial  # pylint: disable=g-import-not-at-top
-  config = experiments.parse_config(experiment_args())
+  config = cli.parse_experiment(experiment_args())
   loop = sac_tutorial.TutorialLoop(
       config, root_dir,
       policy_save_every_steps=config.train.policy_save_every_steps)

@@ -31,13 +31,21 @@ def define_experiment_flags(fv: flags.FlagValues = flags.FLAGS) -> List[str]:
 def experiment_config(fv: flags.FlagValues = flags.FLAGS
                       ) -> cfg.ExperimentConfig:
   """Builds the validated ExperimentConfig from parsed flags."""
-  return cfg.ExperimentConfig(
-      env=cfg.EnvConfig(**settings.values_from_flags(cfg.EnvConfig, fv)),
-      agent=cfg.AgentConfig(**settings.values_from_flags(cfg.AgentConfig, fv)),
-      replay=cfg.ReplayConfig(
-          **settings.values_from_flags(cfg.ReplayConfig, fv)),
-      train=cfg.TrainConfig(**settings.values_from_flags(cfg.TrainConfig, fv)),
-      **settings.values_from_flags(cfg.ExperimentConfig, fv))
+  return settings.from_flags(
+      cfg.ExperimentConfig, fv,
+      env=settings.from_flags(cfg.EnvConfig, fv),
+      agent=settings.from_flags(cfg.AgentConfig, fv),
+      replay=settings.from_flags(cfg.ReplayConfig, fv),
+      train=settings.from_flags(cfg.TrainConfig, fv))
+
+
+def parse_experiment(args: List[str]) -> cfg.ExperimentConfig:
+  """The ExperimentConfig of command-line flags (e.g. a --flagfile), read
+  apart from this process's own flags."""
+  fv = flags.FlagValues()
+  define_experiment_flags(fv)
+  fv(['experiment', *args])
+  return experiment_config(fv)
 
 
 def log_config(config: cfg.ExperimentConfig) -> None:

@@ -221,11 +221,23 @@ class ExperimentConfig:
 @dataclasses.dataclass(frozen=True)
 class StrategyConfig:
   """The learner's tf.distribute strategy."""
-  kind: str = 'default'
-  tpu_address: Optional[str] = None
+  kind: str = setting(
+      'default', flag='strategy', enum=STRATEGIES,
+      help='default: CPU or one GPU; mirrored: all local GPUs; tpu: see --tpu.')
+  tpu_address: Optional[str] = setting(
+      flag='tpu', help='TPU name or grpc:// address.')
 
   def __post_init__(self):
     _check(self.kind in STRATEGIES,
            f'strategy must be one of {STRATEGIES}, got {self.kind!r}')
     _check(self.kind != 'tpu' or bool(self.tpu_address),
            '--strategy=tpu needs --tpu=<address or name>')
+
+
+@dataclasses.dataclass(frozen=True)
+class ReverbClientSettings:
+  """How a process reaches the Reverb server (learner and actors)."""
+  reverb_address: str = setting('localhost:8000',
+                                help='host:port of the Reverb server.')
+  connect_timeout_s: float = setting(
+      30.0, help='Give up if Reverb does not answer by then.')

@@ -2,6 +2,7 @@
 text, from which its command-line flag is made (the flag is named after the
 field unless the field says otherwise)."""
 import dataclasses
+import sys
 import typing
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -12,7 +13,9 @@ from common.errors import ConfigError
 
 def setting(default: Any = None, *, help: str,  # pylint: disable=redefined-builtin
             flag: Optional[str] = None, enum: Optional[Sequence[str]] = None,
-            unset: Optional[str] = None, lower_bound: Optional[float] = None):
+            unset: Optional[str] = None, required: bool = False,
+            lower_bound: Optional[float] = None,
+            upper_bound: Optional[float] = None):
   """A dataclass field that is also a flag.
 
   Args:
@@ -22,11 +25,13 @@ def setting(default: Any = None, *, help: str,  # pylint: disable=redefined-buil
     enum: the values the flag accepts.
     unset: what leaving the flag unset means; the flag then defaults to None
       and the field is left to the dataclass to fill in.
-    lower_bound: the smallest value the flag accepts.
+    required: the flag must be given.
+    lower_bound, upper_bound: the range of values the flag accepts.
   """
   return dataclasses.field(default=default, metadata={
       'help': help, 'flag': flag, 'enum': enum, 'unset': unset,
-      'lower_bound': lower_bound})
+      'required': required, 'lower_bound': lower_bound,
+      'upper_bound': upper_bound})
 
 
 def _settings(cls) -> List[dataclasses.Field]:
@@ -46,36 +51,56 @@ def _value_type(cls, field: dataclasses.Field) -> type:
   return typing.get_origin(hint) or hint
 
 
-def define_flags(cls, fv: flags.FlagValues) -> List[str]:
-  """Defines a flag for each setting of the dataclass `cls`; their names."""
+def define_flags(cls, fv: flags.FlagValues = flags.FLAGS,
+                 module_name: Optional[str] = None) -> List[str]:
+  """Defines a flag for each setting of the dataclass `cls`; their names.
+
+  `module_name`: the module the flags belong to (a main passes `__name__`,
+  so that --helpshort lists them).
+  """
   names = []
+  if module_name == '__main__':
+    module_name = sys.argv[0]  # How absl names the main module.
+  owner = {'module_name': module_name} if module_name else {}
   for field in _settings(cls):
     meta, name = field.metadata, flag_name(field)
     default = None if meta['unset'] else field.default
     help_text = meta['help'] + (f' (unset: {meta["unset"]})'
                                 if meta['unset'] else '')
     kind = _value_type(cls, field)
-    bounds = ({} if meta['lower_bound'] is None else
-              {'lower_bound': meta['lower_bound']})
+    bounds = {bound: meta[bound] for bound in ('lower_bound', 'upper_bound')
+              if meta[bound] is not None}
     if meta['enum']:
       flags.DEFINE_enum(name, default, meta['enum'], help_text,
-                        flag_values=fv)
+                        flag_values=fv, **owner)
     elif kind is bool:
-      flags.DEFINE_boolean(name, default, help_text, flag_values=fv)
+      flags.DEFINE_boolean(name, default, help_text, flag_values=fv, **owner)
     elif kind is int:
-      flags.DEFINE_integer(name, default, help_text, flag_values=fv, **bounds)
+      flags.DEFINE_integer(name, default, help_text, flag_values=fv,
+                            **bounds, **owner)
     elif kind is float:
-      flags.DEFINE_float(name, default, help_text, flag_values=fv, **bounds)
+      flags.DEFINE_float(name, default, help_text, flag_values=fv,
+                          **bounds, **owner)
     elif kind is tuple:
       flags.DEFINE_list(name, None if default is None else
-                        [str(v) for v in default], help_text, flag_values=fv)
+                        [str(v) for v in default], help_text, flag_values=fv,
+                        **owner)
     else:
-      flags.DEFINE_string(name, default, help_text, flag_values=fv)
+      flags.DEFINE_string(name, default, help_text, flag_values=fv, **owner)
+    if meta['required']:
+      flags.mark_flag_as_required(name, fv)
     names.append(name)
   return names
 
 
-def values_from_flags(cls, fv: flags.FlagValues) -> Dict[str, Any]:
+def from_flags(cls, fv: flags.FlagValues = flags.FLAGS, **fields):
+  """An instance of the dataclass `cls` with the values of its flags, and
+  `fields` (its fields that are not flags, or values checked or derived
+  from a flag's)."""
+  return cls(**{**_values_from_flags(cls, fv), **fields})
+
+
+def _values_from_flags(cls, fv: flags.FlagValues) -> Dict[str, Any]:
   """The settings of `cls` whose flags are set, by field name, as the
   fields' types (comma-separated lists become tuples of ints)."""
   values = {}

@@ -13,6 +13,8 @@ import os
 from typing import List, Optional
 
 from common import run_dir
+from common.config import STRATEGIES
+from common.settings import setting
 from deploy.restarts import RestartPolicy
 from learner import PUSHED_WEIGHTS_LOG
 from learner import TRAINING_LOG
@@ -27,16 +29,25 @@ SERVICES = (SERVER, TENSORBOARD)  # They run until stopped; the others finish.
 @dataclasses.dataclass(frozen=True)
 class LaunchSettings:
   flagfile: str  # The experiment, as every child reads it.
-  root_dir: str
   max_train_steps: int  # From the experiment: when actors may finish.
-  actors: int = 2
-  port: int = 0  # 0: pick a free port.
-  eval: bool = True
-  strategy: str = 'default'
-  progress_every_s: float = 5.0
-  stop_at_return: Optional[float] = None
+  root_dir: Optional[str] = setting(help='Where results and logs go.',
+                                    required=True)
+  actors: int = setting(2, lower_bound=1, help='Collect actors.')
+  port: int = setting(0, lower_bound=0, upper_bound=65535,
+                      help='Reverb port (0: a free one).')
+  eval: bool = setting(True, help='Run the eval actor.')
+  # A TPU learner needs --tpu: run it by hand or under compose.
+  strategy: str = setting('default', enum=[s for s in STRATEGIES
+                                           if s != 'tpu'],
+                          help='Learner strategy.')
+  progress_every_s: float = setting(5.0, help='Progress line interval.')
+  stop_at_return: Optional[float] = setting(
+      help='Stop everything once an eval average return reaches this (e.g. '
+      '200 for CartPole-v0).')
+  tensorboard_port: int = setting(
+      0, lower_bound=0, upper_bound=65535,
+      help='Also run TensorBoard on this port (0: do not).')
   startup_timeout_s: float = 120.0
-  tensorboard_port: int = 0  # 0: no TensorBoard.
   # Children waiting for a learner milestone start anyway this long after
   # the launch.
   staged_start_timeout_s: float = 30.0

@@ -5,14 +5,25 @@ import collections
 import dataclasses
 from typing import Deque, Optional
 
+from common.settings import setting
+
 RESTART_MODES = ('on-failure', 'no')
+
+
+_WINDOW_S = 600.0
 
 
 @dataclasses.dataclass(frozen=True)
 class RestartPolicy:
-  mode: str = 'on-failure'
-  max_restarts: int = 5  # Per child, within window_s.
-  window_s: float = 600.0
+  mode: str = setting(
+      'on-failure', flag='restart', enum=RESTART_MODES,
+      help='on-failure: restart a child that exits unexpectedly, after a '
+      'backoff that doubles with each restart; no: stop everything when one '
+      'does.')
+  max_restarts: int = setting(
+      5, lower_bound=0, help=f'Restarts of one child within {_WINDOW_S:.0f}s '
+      f'before the launcher gives up.')
+  window_s: float = _WINDOW_S
   first_backoff_s: float = 1.0
   max_backoff_s: float = 30.0
 

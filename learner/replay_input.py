@@ -19,18 +19,19 @@ from common.config import REPLAY_TABLE
 from common.config import SEQUENCE_LENGTH
 from common.replay_layout import ReplayLayout
 from common.replay_layout import STEP_COLUMN
+from common.settings import setting
 
 
 @dataclasses.dataclass(frozen=True)
 class InputSettings:
   """How the learner samples.
 
-  sampling_workers: threads streaming samples from the server; 0: one per
-    CPU this process may use (Reverb's advice).
   in_flight_batches: samples requested per worker, in batches.
   prefetch_batches: ready batches buffered ahead of the train step.
   """
-  sampling_workers: int = 0
+  sampling_workers: int = setting(
+      0, lower_bound=0, help='Threads sampling from Reverb for the learner; '
+      '0: one per CPU available to it (Reverb\'s advice).')
   in_flight_batches: int = 2
   prefetch_batches: int = 4
 

@@ -1,6 +1,7 @@
 """The learner loop: sample from Reverb, train, push weights, checkpoint."""
 import dataclasses
 import threading
+from typing import Optional
 
 from absl import logging
 import reverb
@@ -16,8 +17,11 @@ from common import reverb_io
 from common import run_dir
 from common import shutdown
 from common import specs as specs_lib
+from common.settings import setting
 from common.config import ExperimentConfig
+from common.config import ReverbClientSettings
 from common.config import StrategyConfig
+from common.config import TrainConfig
 from learner import metrics as learner_metrics
 from learner import PUSHED_WEIGHTS_LOG
 from learner import replay_input
@@ -27,14 +31,15 @@ _CHECKPOINTS_KEPT = 3  # As TF-Agents' Learner keeps.
 
 
 @dataclasses.dataclass(frozen=True)
-class LearnerSettings:
+class LearnerSettings(ReverbClientSettings):
   """Where this learner runs; the experiment itself is in ExperimentConfig."""
-  reverb_address: str
-  root_dir: str
+  root_dir: Optional[str] = setting(
+      help='Checkpoints, policies and summaries go here.', required=True)
+  stall_log_s: float = setting(
+      30.0, help='Log the replay table\'s numbers when no train step happened '
+      'for this long.')
   strategy: StrategyConfig = StrategyConfig()
   sampling: replay_input.InputSettings = replay_input.InputSettings()
-  connect_timeout_s: float = 30.0
-  stall_log_s: float = 30.0
 
 
 def make_strategy(config: StrategyConfig) -> tf.distribute.Strategy:
@@ -148,15 +153,20 @@ def _first_train_step(config, learner, experience, weights, stop) -> None:
   logging.info('%s (train_step %d)', TRAINING_LOG, learner.train_step_numpy)
 
 
+def steps_to_next_push(step: int, train: TrainConfig) -> int:
+  """Train steps from `step` to the next push: pushes land on multiples of
+  push_every_steps (after the first step too), and on max_train_steps."""
+  return min(train.push_every_steps - step % train.push_every_steps,
+             train.max_train_steps - step)
+
+
 def _train_loop(config, learner, experience, weights, summaries, stop,
                 last_log_step) -> None:
   train = config.train
   step = learner.train_step_numpy
   while step < train.max_train_steps and not stop.requested:
-    # Pushes at multiples of push_every_steps, after the first step too.
-    iterations = min(train.push_every_steps - step % train.push_every_steps,
-                     train.max_train_steps - step)
-    loss = learner.run(iterations=iterations, iterator=experience)
+    loss = learner.run(iterations=steps_to_next_push(step, train),
+                       iterator=experience)
     weights.push(lambda: stop.requested)
     step = learner.train_step_numpy
     if step - last_log_step >= train.log_every_steps or (

@@ -9,20 +9,14 @@ cli.pause_gc()  # Until cli.run: the imports go faster.
 from common import quiet
 quiet.import_tensorflow()  # Without its start-up messages.
 
-from absl import flags
 from absl import logging
 
+from common import settings
 from reverb_server.server import ReplayServer
 from reverb_server.server import ServerSettings
 
 cli.define_experiment_flags()
-_PORT = flags.DEFINE_integer('port', 8000,
-                             'Port to serve Reverb on (0: a free one).',
-                             lower_bound=0, upper_bound=65535)
-_CHECKPOINT_DIR = flags.DEFINE_string(
-    'checkpoint_dir', None, 'Checkpoint the tables here (every '
-    '--replay_checkpoint_every_s and on SIGTERM), and restore the latest '
-    'checkpoint from here on start. Unset: no checkpoints.')
+settings.define_flags(ServerSettings, module_name=__name__)
 # Checkpointing a large table on SIGTERM takes a while.
 _SHUTDOWN_GRACE_S = 60
 
@@ -31,11 +25,10 @@ def main():
   config = cli.experiment_config()
   cli.log_config(config)
   stop = shutdown.Shutdown(grace_s=_SHUTDOWN_GRACE_S)
-  settings = ServerSettings(port=_PORT.value,
-                            checkpoint_dir=_CHECKPOINT_DIR.value)
-  server = ReplayServer(config, settings)
-  period_s = (config.replay.checkpoint_every_s if settings.checkpoint_dir
-              else None)
+  server_settings = settings.from_flags(ServerSettings)
+  server = ReplayServer(config, server_settings)
+  period_s = (config.replay.checkpoint_every_s
+              if server_settings.checkpoint_dir else None)
   while not stop.wait(period_s):
     server.checkpoint('every %.0fs' % period_s)
   logging.info('Stopping the Reverb server (%s)', stop.reason)

@@ -15,6 +15,7 @@ from common import run_dir
 from common import specs as specs_lib
 from common.config import ExperimentConfig
 from common.errors import UserError
+from common.settings import setting
 
 
 class PortInUseError(UserError, ValueError):
@@ -29,8 +30,12 @@ class CheckpointMismatchError(UserError, ValueError):
 class ServerSettings:
   """Where the server listens (0: a free port) and keeps its checkpoints
   (None: none)."""
-  port: int = 8000
-  checkpoint_dir: Optional[str] = None
+  port: int = setting(8000, lower_bound=0, upper_bound=65535,
+                      help='Port to serve Reverb on (0: a free one).')
+  checkpoint_dir: Optional[str] = setting(
+      help='Checkpoint the tables here (every --replay_checkpoint_every_s '
+      'and on SIGTERM), and restore the latest checkpoint from here on '
+      'start. Unset: no checkpoints.')
 
 
 def check_port_free(port: int) -> None:

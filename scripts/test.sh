@@ -3,7 +3,8 @@
 # integration tests with real processes, the CartPole learning test, and the
 # docker compose end-to-end test (scripts/docker_setup.sh installs and starts
 # a Docker engine for it, and stops the engine again if it started it).
-# Extra arguments go to pytest (e.g. -m 'not slow' skips the learning test);
+# Extra arguments go to pytest (e.g. -m 'not slow' runs only the in-process
+# tests);
 # RL_SKIP_DOCKER_TESTS=1 skips the Docker set-up and tests.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

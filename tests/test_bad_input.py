@@ -11,6 +11,8 @@ from tests.helpers import run_module
 from tests.helpers import start_module
 from tests.helpers import unused_port
 
+pytestmark = pytest.mark.slow  # Real processes.
+
 _TIMEOUT_S = 60
 
 

@@ -15,7 +15,7 @@ import pytest
 from tests.helpers import PROJECT_ROOT
 from tests.helpers import scalar_values
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
 _SMOKE = 'cartpole_dqn_smoke'
 _SMOKE_MAX_STEPS = 600
 _IMAGE = 'rl-actor-learner:ci'

@@ -8,15 +8,14 @@ import pytest
 from benchmarks import targets
 from common import cli
 from common import config as cfg
+from common import run_dir
+from common import settings
 from tests.helpers import CARTPOLE_FLAGS
 from tests.helpers import MINITAUR_FLAGS
 
 
 def _parse(*args) -> cfg.ExperimentConfig:
-  fv = flags.FlagValues()
-  cli.define_experiment_flags(fv)
-  fv(['prog', *args])
-  return cli.experiment_config(fv)
+  return cli.parse_experiment(list(args))
 
 
 def test_cartpole_flagfile_is_the_dqn_tutorial():
@@ -110,3 +109,39 @@ def test_batch_larger_than_replay_is_rejected():
                            r'capacity \(50\)'):
     _parse(f'--flagfile={CARTPOLE_FLAGS}', '--replay_capacity=50',
            '--initial_collect_steps=10')
+
+
+def test_experiment_flags_are_the_flagfile_interface():
+  names = cli.define_experiment_flags(flags.FlagValues())
+  assert sorted(names) == sorted([
+      'env', 'env_suite', 'agent', 'fc_layer_params', 'critic_fc_layer_params',
+      'learning_rate', 'batch_size', 'gamma', 'target_update_tau',
+      'target_update_period', 'epsilon_greedy', 'reward_scale_factor',
+      'replay_capacity', 'initial_collect_steps', 'rate_limiter',
+      'samples_per_insert', 'rate_limiter_slack_steps',
+      'replay_checkpoint_every_s', 'max_train_steps', 'push_every_steps',
+      'pull_every_steps', 'envs_per_actor', 'checkpoint_every_steps',
+      'policy_save_every_steps', 'eval_every_steps', 'eval_episodes',
+      'log_every_steps', 'seed'])
+
+
+def test_process_settings_are_read_from_the_flags_their_fields_make():
+  from actor.runtime import ActorSettings  # pylint: disable=g-import-not-at-top
+  fv = flags.FlagValues()
+  settings.define_flags(ActorSettings, fv)
+  fv(['actor', '--reverb_address=server:9', '--task=3'])
+  assert settings.from_flags(ActorSettings, fv) == ActorSettings(
+      reverb_address='server:9', task=3)
+  # One default, the field's: the flag's is the same.
+  assert fv['connect_timeout_s'].default == ActorSettings.connect_timeout_s
+  with pytest.raises(flags.IllegalFlagValueError, match='task'):
+    fv(['actor', '--task=-1'])
+
+
+def test_run_dir_names_are_tf_agents_learner_names():
+  from tf_agents.train import learner  # pylint: disable=g-import-not-at-top
+  assert (run_dir.TRAIN_DIR, run_dir.CHECKPOINTS_DIR, run_dir.POLICIES_DIR,
+          run_dir.GREEDY_POLICY) == (
+              learner.TRAIN_DIR, learner.POLICY_CHECKPOINT_DIR,
+              learner.POLICY_SAVED_MODEL_DIR,
+              learner.GREEDY_POLICY_SAVED_MODEL_DIR)

@@ -12,6 +12,8 @@ from tests.helpers import CARTPOLE_FLAGS
 from tests.helpers import start_module
 from tests.helpers import unused_port
 
+pytestmark = pytest.mark.slow  # Real processes.
+
 _FLAGS = [f'--flagfile={CARTPOLE_FLAGS}', '--max_train_steps=1000000',
           '--initial_collect_steps=200', '--rate_limiter_slack_steps=100',
           '--push_every_steps=50', '--pull_every_steps=50',
@@ -26,6 +28,7 @@ class Job:
     self.root_dir = root_dir
     self.address = f'localhost:{unused_port()}'
     self.processes = {}
+    self.killed = set()  # Processes this test killed: exit -9 is expected.
     os.makedirs(os.path.join(root_dir, 'logs'), exist_ok=True)
     self.start_server()
     self.client = reverb_io.connect(self.address, timeout_s=120)
@@ -52,6 +55,11 @@ class Job:
         f'--reverb_address={self.address}', f'--task={task}',
         f'--root_dir={self.root_dir}', '--log_every_s=1'])
 
+  def kill(self, name):
+    self.processes[name].send_signal(signal.SIGKILL)
+    self.processes[name].wait()
+    self.killed.add(self.processes[name])
+
   def train_step(self):
     return reverb_io.learner_train_step(self.client) or 0
 
@@ -59,7 +67,7 @@ class Job:
     deadline = time.monotonic() + timeout_s
     while not condition():
       for name, process in self.processes.items():
-        assert process.poll() in (None, -9), (
+        assert process.poll() is None or process in self.killed, (
             f'{name} exited with {process.poll()} while waiting for {what}; '
             f'log: {open(self.log_path(name)).read()[-3000:]}')
       assert time.monotonic() < deadline, f'timed out waiting for {what}'
@@ -93,8 +101,7 @@ def _actor_progress(log_path):
 
 def test_killed_actor_training_continues_and_relaunch_rejoins(job):
   job.wait_for(lambda: job.train_step() >= 300, 'train_step 300')
-  job.processes['actor_1'].send_signal(signal.SIGKILL)
-  job.processes['actor_1'].wait()
+  job.kill('actor_1')
   killed_at = job.train_step()
   job.wait_for(lambda: job.train_step() >= killed_at + 300,
                'training to continue with one actor')
@@ -106,6 +113,10 @@ def test_killed_actor_training_continues_and_relaunch_rejoins(job):
                'the relaunched actor to collect')
   print(f'relaunched actor collecting after '
         f'{time.monotonic() - relaunched:.1f}s')
+  # It rejoined with the learner's current weights, not the initial ones.
+  versions = re.findall(r'Got weights version (\d+)',
+                        open(job.log_path('actor_1')).read())
+  assert versions and int(versions[0]) >= killed_at, versions
   inserts = job.client.server_info()[
       'uniform_table'].rate_limiter_info.insert_stats.completed
   job.wait_for(lambda: job.client.server_info()['uniform_table']
@@ -127,8 +138,7 @@ def _last_checkpoint_step(root_dir):
 def test_killed_learner_resumes_from_its_checkpoint(job):
   job.wait_for(lambda: _last_checkpoint_step(job.root_dir) >= 600,
                'a checkpoint at step >= 600')
-  job.processes['learner'].send_signal(signal.SIGKILL)
-  job.processes['learner'].wait()
+  job.kill('learner')
   lost_from = job.train_step()
   checkpoint = _last_checkpoint_step(job.root_dir)
   os.rename(job.log_path('learner'), job.log_path('learner_killed'))

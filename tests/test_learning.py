@@ -34,6 +34,15 @@ def test_cartpole_dqn_reaches_195(tmp_path):
                           for r in rows])
   assert float(best['average_return']) >= TARGET_RETURN, rows
   assert int(best['train_step']) <= MAX_TRAIN_STEPS
+  _assert_stopped_at_return(result.stdout, rows, TARGET_RETURN)
+
+
+def _assert_stopped_at_return(output, rows, target):
+  """The launcher ended the run at the first evaluation reaching `target`
+  (--stop_at_return), not at the step budget."""
+  first = next(r for r in rows if float(r['average_return']) >= target)
+  assert (f'>= {target} at train step {first["train_step"]}' in output and
+          'after launch: stopping' in output), output[-3000:]
 
 
 @pytest.mark.slow
@@ -55,3 +64,4 @@ def test_pendulum_sac_reaches_its_target(tmp_path):
   best = max(rows, key=lambda row: float(row['average_return']))
   assert float(best['average_return']) >= target.average_return, rows
   assert int(best['train_step']) <= target.train_steps
+  _assert_stopped_at_return(result.stdout, rows, target.average_return)

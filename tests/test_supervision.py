@@ -6,9 +6,13 @@ import re
 import signal
 import time
 
+import pytest
+
 from tests.helpers import CARTPOLE_FLAGS
 from tests.helpers import LauncherRun
 from tests.helpers import alive
+
+pytestmark = pytest.mark.slow  # Real processes.
 
 _CARTPOLE = [f'--flagfile={CARTPOLE_FLAGS}', '--initial_collect_steps=200',
              '--eval_every_steps=1000', '--eval_episodes=2',
@@ -156,7 +160,9 @@ def test_without_restarts_the_launcher_fails_loudly_when_a_child_dies(
 
 
 def test_launcher_stops_every_child_on_sigterm(tmp_path):
+  # No periodic learner checkpoint: the one found is the stop's.
   run = LauncherRun([*_CARTPOLE, '--max_train_steps=1000000',
+                     '--checkpoint_every_steps=1000000',
                      f'--root_dir={tmp_path / "run"}'])
   try:
     run.wait_for(r'train_step [1-9]')
@@ -171,6 +177,6 @@ def test_launcher_stops_every_child_on_sigterm(tmp_path):
   assert time.monotonic() - start < 120
   assert len(run.pids) == 5, run.pids
   assert not _still_alive(run.pids, 1)
-  # The learner saved a checkpoint on its way out.
+  # The learner saved its checkpoint on its way out.
   checkpoints = os.listdir(tmp_path / 'run' / 'train' / 'checkpoints')
   assert any(name.endswith('.index') for name in checkpoints), checkpoints

@@ -2,11 +2,15 @@
 import os
 import re
 
+import pytest
+
 from tests.helpers import CARTPOLE_FLAGS
 from tests.helpers import MINITAUR_FLAGS
 from tests.helpers import actor_items_written
 from tests.helpers import run_module
 from tests.helpers import scalar_values
+
+pytestmark = pytest.mark.slow  # Real processes.
 
 _SMALL_CARTPOLE = [
     # Long enough that the second actor, started when the learner first

@@ -4,7 +4,6 @@ import math
 import os
 import re
 
-from absl import flags
 import imageio
 import numpy as np
 from PIL import Image
@@ -37,10 +36,7 @@ def _save_untrained_policies(flagfile: str, root_dir: str) -> None:
   weights are seeded (config.seed), so every run records the same policy:
   Keras initializers draw their seeds from Keras' own generator, which only
   tf.keras.utils.set_random_seed seeds (tf.random.set_seed does not)."""
-  fv = flags.FlagValues()
-  cli.define_experiment_flags(fv)
-  fv(['prog', f'--flagfile={flagfile}'])
-  config = cli.experiment_config(fv)
+  config = cli.parse_experiment([f'--flagfile={flagfile}'])
   tf.keras.utils.set_random_seed(config.seed)
   env = envs.load_env(config.env, seed=config.seed)
   agent, train_step = agents.make_agent(config, env)
@@ -100,6 +96,7 @@ def _has_content(image: np.ndarray) -> bool:
   return len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 1
 
 
+@pytest.mark.slow
 def test_cartpole_side_by_side_mp4_and_gif(cartpole_run, tmp_path):
   out = str(tmp_path / 'cartpole.mp4')
   output = _record(CARTPOLE_FLAGS, cartpole_run, out, '--episodes=2',
@@ -132,6 +129,7 @@ def test_cartpole_side_by_side_mp4_and_gif(cartpole_run, tmp_path):
     assert still.size == (2 * 600, 400)
 
 
+@pytest.mark.slow
 def test_minitaur_episodes_cut_at_max_steps(minitaur_run, tmp_path):
   out = str(tmp_path / 'minitaur.mp4')
   output = _record(MINITAUR_FLAGS, minitaur_run, out, '--episodes=2',
@@ -202,6 +200,7 @@ def test_an_episode_ends_with_the_env_or_at_max_steps(env_length, max_steps,
   assert player.episode_steps == [steps, steps]
 
 
+@pytest.mark.slow
 def test_a_missing_policy_is_one_error_line(tmp_path):
   root_dir = str(tmp_path / 'never_trained')
   result = run_module('report.video', [
@@ -219,6 +218,7 @@ def test_a_missing_policy_is_one_error_line(tmp_path):
   assert not os.path.exists(f'{tmp_path}/x.mp4')
 
 
+@pytest.mark.slow
 def test_another_experiments_flagfile_is_rejected(minitaur_run, tmp_path):
   result = run_module('report.video', [
       f'--flagfile={CARTPOLE_FLAGS}', f'--root_dir={minitaur_run}',

@@ -1,12 +1,18 @@
-"""The launcher's restart decisions and its progress line's ETA, in process."""
+"""The launcher's logic in process: its process graph, restart decisions
+and progress line."""
 import pytest
 
 from common.progress import Snapshot
 from common.progress import StepRate
 from common.progress import format_duration
 from common.progress import progress_line
+from deploy.graph import LaunchSettings
+from deploy.graph import process_graph
+from deploy.graph import start_plan
 from deploy.restarts import RestartHistory
 from deploy.restarts import RestartPolicy
+from learner import PUSHED_WEIGHTS_LOG
+from learner import TRAINING_LOG
 
 
 def test_backoff_doubles_up_to_its_cap_and_the_count_is_capped():
@@ -75,3 +81,20 @@ def test_progress_line_ends_with_eta_and_restarts():
   assert line == ('[   120s] train_step 5000 (0.0/s) | env steps 5100 (0.0/s) '
                   '| replay 5100/100000 | eval return 200.0 @ 4000 '
                   '| ETA 3m05s | restarts 2')
+
+
+def test_graph_starts_what_the_first_train_step_needs_first():
+  settings = LaunchSettings(flagfile='run.flags', max_train_steps=100,
+                            root_dir='/r', actors=3, tensorboard_port=6006)
+  graph = process_graph(settings, port=1234)
+  assert [(p.name, p.after) for p in graph] == [
+      ('reverb_server', None), ('learner', None), ('actor_0', None),
+      ('actor_1', PUSHED_WEIGHTS_LOG), ('actor_2', PUSHED_WEIGHTS_LOG),
+      ('eval', TRAINING_LOG), ('tensorboard', TRAINING_LOG)]
+  assert start_plan(graph) == (
+      'Starting reverb_server, learner, actor_0; actor_1, actor_2 once the '
+      'learner has pushed weights; eval, tensorboard once it trains')
+  server = graph[0]
+  assert '--port=1234' in server.args
+  assert '--checkpoint_dir=/r/reverb_checkpoints' in server.args
+  assert all('--reverb_address=localhost:1234' in p.args for p in graph[1:6])
