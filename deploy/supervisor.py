@@ -31,6 +31,7 @@ from deploy.graph import start_plan
 from deploy.watch import LogWatch
 from deploy.watch import ProgressLines
 from deploy.watch import ServerView
+from deploy.watch import reached_return
 from learner import PUSHED_WEIGHTS_LOG
 from learner import TRAINING_LOG
 
@@ -152,19 +153,7 @@ def _supervise(settings, children, server, env, stop, start) -> int:
     if learner_done_at is None and first_step_at is not None:
       progress_lines.print_when_due(
           server, sum(c.history.total for c in children.values()))
-    if settings.stop_at_return is not None and _reached_return(
+    if settings.stop_at_return is not None and reached_return(
         csv_path, settings.stop_at_return, start):
       return 0
     stop.wait(0.5)
-
-
-def _reached_return(csv_path, target, start) -> bool:
-  for row in run_dir.read_eval_returns(csv_path):
-    if float(row['average_return']) >= target:
-      print(f'Eval return {float(row["average_return"]):.1f} >= {target} at '
-            f'train step {row["train_step"]}, {time.monotonic() - start:.0f}s '
-            f'after launch: stopping', flush=True)
-      return True
-  return False
-
-

@@ -6,6 +6,7 @@ from typing import Callable, List
 from common import ports
 from common import progress
 from common import quiet
+from common import run_dir
 from deploy.children import Child
 from deploy.graph import LaunchSettings
 
@@ -106,3 +107,14 @@ class ProgressLines:
         eta_s=self._rate.eta_s(self._settings.max_train_steps),
         restarts=restarts), flush=True)
     self._previous = snapshot
+
+
+def reached_return(csv_path: str, target: float, start: float) -> bool:
+  """Whether an evaluation reached `target` (said once it has)."""
+  for row in run_dir.read_eval_returns(csv_path):
+    if float(row['average_return']) >= target:
+      print(f'Eval return {float(row["average_return"]):.1f} >= {target} at '
+            f'train step {row["train_step"]}, {time.monotonic() - start:.0f}s '
+            f'after launch: stopping', flush=True)
+      return True
+  return False
