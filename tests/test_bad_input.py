@@ -30,6 +30,8 @@ def _error_lines(result):
      'AgentSpecError: DQN needs a discrete action space'),
     ('actor', ['--agent=sac', '--env=CartPole-v0'],
      'AgentSpecError: SAC needs a continuous action space'),
+    ('actor', ['--mode=eval'],
+     'ConfigError: the eval actor needs --root_dir for its results'),
     ('deploy.launch_local', ['--batch_size=0', '--root_dir=/nonexistent'],
      'ConfigError: batch_size must be > 0, got 0'),
     ('reverb_server', ['--port=99999'],
