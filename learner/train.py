@@ -1,6 +1,7 @@
 """The learner loop: sample from Reverb, train, push weights, checkpoint."""
 import dataclasses
 import threading
+import time
 from typing import Optional
 
 from absl import logging
@@ -13,6 +14,7 @@ from tf_agents.utils import common as tfa_common
 
 from common import agents
 from common import envs
+from common import ports
 from common import reverb_io
 from common import run_dir
 from common import shutdown
@@ -22,6 +24,7 @@ from common.config import ExperimentConfig
 from common.config import ReverbClientSettings
 from common.config import StrategyConfig
 from common.config import TrainConfig
+from common.errors import UserError
 from learner import metrics as learner_metrics
 from learner import PUSHED_WEIGHTS_LOG
 from learner import replay_input
@@ -42,17 +45,47 @@ class LearnerSettings(ReverbClientSettings):
   sampling: replay_input.InputSettings = replay_input.InputSettings()
 
 
-def make_strategy(config: StrategyConfig) -> tf.distribute.Strategy:
+class TPUUnreachableError(UserError, ConnectionError):
+  """--tpu names no TPU this host can reach."""
+
+
+def make_strategy(config: StrategyConfig,
+                  connect_timeout_s: float) -> tf.distribute.Strategy:
   """default: one device; mirrored: all local GPUs; tpu: the named TPU."""
   if config.kind == 'mirrored':
+    if not tf.config.list_physical_devices('GPU'):
+      logging.warning('--strategy=mirrored found no GPU: it trains on the '
+                      'CPU, as one replica')
     return tf.distribute.MirroredStrategy()
   if config.kind == 'tpu':
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-        tpu=config.tpu_address)
+    resolver = _tpu_resolver(config.tpu_address, connect_timeout_s)
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
   return tf.distribute.get_strategy()
+
+
+def _tpu_resolver(tpu: str, connect_timeout_s: float):
+  """The TPU's cluster resolver, once its address answers: connecting to a
+  TPU that is not there would wait forever."""
+  try:
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+  except Exception as e:  # pylint: disable=broad-except
+    raise TPUUnreachableError(
+        f'cannot resolve --tpu={tpu} ({type(e).__name__}: {e}): a TPU name '
+        f'needs a Cloud TPU VM or GCE metadata; else pass the worker\'s '
+        f'grpc://host:8470') from e
+  address = resolver.master().replace('grpc://', '')
+  host, _, port = address.rpartition(':')
+  deadline = time.monotonic() + connect_timeout_s
+  while host and port.isdigit() and not ports.listening(host, int(port)):
+    if time.monotonic() > deadline:
+      raise TPUUnreachableError(
+          f'no TPU answered at {resolver.master()} within '
+          f'{connect_timeout_s:.0f}s: check --tpu and that this host can '
+          f'reach the TPU worker (its port is 8470)')
+    time.sleep(0.5)
+  return resolver
 
 
 def run_learner(config: ExperimentConfig, settings: LearnerSettings,
@@ -60,7 +93,7 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
   """Trains until max_train_steps or a stop request; returns the train_step."""
   run_dir.ensure_writable_dir(settings.root_dir)
   env = envs.load_env(config.env, seed=config.seed)
-  strategy = make_strategy(settings.strategy)
+  strategy = make_strategy(settings.strategy, settings.connect_timeout_s)
   # The agent's initial weights: Keras initializers draw their seeds from
   # Keras' own generator, which tf.random.set_seed alone leaves unseeded.
   tf.keras.utils.set_random_seed(config.seed)
