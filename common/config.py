@@ -226,12 +226,19 @@ class StrategyConfig:
       help='default: CPU or one GPU; mirrored: all local GPUs; tpu: see --tpu.')
   tpu_address: Optional[str] = setting(
       flag='tpu', help='TPU name or grpc:// address.')
+  cpu_replicas: int = setting(
+      0, lower_bound=0,
+      help='For testing and CPU hosts: with --strategy=mirrored, split the '
+      'CPU into this many logical devices and train one replica on each (0: '
+      'mirrored uses every local GPU).')
 
   def __post_init__(self):
     _check(self.kind in STRATEGIES,
            f'strategy must be one of {STRATEGIES}, got {self.kind!r}')
     _check(self.kind != 'tpu' or bool(self.tpu_address),
            '--strategy=tpu needs --tpu=<address or name>')
+    _check(self.cpu_replicas == 0 or self.kind == 'mirrored',
+           '--cpu_replicas needs --strategy=mirrored')
 
 
 @dataclasses.dataclass(frozen=True)

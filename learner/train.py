@@ -24,6 +24,7 @@ from common.config import ExperimentConfig
 from common.config import ReverbClientSettings
 from common.config import StrategyConfig
 from common.config import TrainConfig
+from common.errors import ConfigError
 from common.errors import UserError
 from learner import metrics as learner_metrics
 from learner import PUSHED_WEIGHTS_LOG
@@ -52,6 +53,13 @@ class TPUUnreachableError(UserError, ConnectionError):
 def make_strategy(config: StrategyConfig,
                   connect_timeout_s: float) -> tf.distribute.Strategy:
   """default: one device; mirrored: all local GPUs; tpu: the named TPU."""
+  if config.kind == 'mirrored' and config.cpu_replicas:
+    # Before TensorFlow initialises its devices, as the learner's first step.
+    cpu = tf.config.list_physical_devices('CPU')[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * config.cpu_replicas)
+    return tf.distribute.MirroredStrategy(
+        [f'/cpu:{i}' for i in range(config.cpu_replicas)])
   if config.kind == 'mirrored':
     if not tf.config.list_physical_devices('GPU'):
       logging.warning('--strategy=mirrored found no GPU: it trains on the '
@@ -88,12 +96,24 @@ def _tpu_resolver(tpu: str, connect_timeout_s: float):
   return resolver
 
 
+def _per_replica_batch(batch_size: int, strategy) -> int:
+  """--batch_size is the global batch: each replica takes its share."""
+  replicas = strategy.num_replicas_in_sync
+  if batch_size % replicas:
+    raise ConfigError(f'batch_size {batch_size} does not split evenly over '
+                      f'{replicas} replicas: give a multiple of {replicas}')
+  logging.info('Learner on %d replica(s) x %d = global batch %d', replicas,
+               batch_size // replicas, batch_size)
+  return batch_size // replicas
+
+
 def run_learner(config: ExperimentConfig, settings: LearnerSettings,
                 stop: shutdown.Shutdown) -> int:
   """Trains until max_train_steps or a stop request; returns the train_step."""
   run_dir.ensure_writable_dir(settings.root_dir)
   env = envs.load_env(config.env, seed=config.seed)
   strategy = make_strategy(settings.strategy, settings.connect_timeout_s)
+  per_replica_batch = _per_replica_batch(config.agent.batch_size, strategy)
   # The agent's initial weights: Keras initializers draw their seeds from
   # Keras' own generator, which tf.random.set_seed alone leaves unseeded.
   tf.keras.utils.set_random_seed(config.seed)
@@ -108,8 +128,8 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
   with strategy.scope():
     experience = iter(strategy.distribute_datasets_from_function(
         lambda _: replay_input.replay_dataset(
-            settings.reverb_address, specs.replay_layout,
-            config.agent.batch_size, settings.sampling)))
+            settings.reverb_address, specs.replay_layout, per_replica_batch,
+            settings.sampling)))
   timed_experience = learner_metrics.TimedIterator(experience)
   # The Learner restores its last checkpoint; the saving is ours (below),
   # so that the final save has a handle of its own.

@@ -1,0 +1,97 @@
+"""The learner on MirroredStrategy with 2 replicas (2 logical CPU devices,
+the code path of a 2-GPU learner), with real processes: it trains, writes
+its summaries, and its checkpoint restores under the default strategy and
+back."""
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from common import reverb_io
+from tests.helpers import CARTPOLE_FLAGS
+from tests.helpers import scalar_values
+from tests.helpers import start_module
+from tests.helpers import unused_port
+
+pytestmark = pytest.mark.slow  # Real processes.
+
+_FLAGS = [f'--flagfile={CARTPOLE_FLAGS}', '--max_train_steps=1000000',
+          '--initial_collect_steps=200', '--rate_limiter_slack_steps=100',
+          '--checkpoint_every_steps=200', '--policy_save_every_steps=100000',
+          '--log_every_steps=100']
+_MIRRORED = ['--strategy=mirrored', '--cpu_replicas=2']
+
+
+def _text(path):
+  with open(path, errors='replace') as f:
+    return f.read()
+
+
+def test_two_replica_learner_trains_and_its_checkpoints_move_across_strategies(
+    tmp_path):
+  root_dir, port = str(tmp_path), unused_port()
+  address = f'localhost:{port}'
+  processes = []
+
+  def start(name, module, args):
+    processes.append(start_module(module, [*_FLAGS, *args],
+                                  str(tmp_path / f'{name}.log')))
+    return processes[-1]
+
+  def train_step():
+    return reverb_io.learner_train_step(client) or 0
+
+  def wait_for(condition, what, timeout_s=240):
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+      assert time.monotonic() < deadline, f'timed out waiting for {what}'
+      time.sleep(0.5)
+
+  def run_learner(name, strategy_args, steps):
+    """Starts a learner, waits for `steps` more train steps, stops it with
+    SIGTERM; returns its log and the step it pushed first (restored)."""
+    learner = start(name, 'learner', [f'--reverb_address={address}',
+                                      f'--root_dir={root_dir}',
+                                      *strategy_args])
+    log = str(tmp_path / f'{name}.log')
+    wait_for(lambda: 'Pushed weights version' in _text(log), f'{name} push')
+    restored = int(re.search(r'Pushed weights version (\d+)',
+                             _text(log)).group(1))
+    wait_for(lambda: train_step() >= restored + steps, f'{name} training')
+    learner.send_signal(signal.SIGTERM)
+    assert learner.wait(60) == 0, _text(log)[-3000:]
+    return _text(log), restored
+
+  try:
+    start('server', 'reverb_server', [f'--port={port}'])
+    client = reverb_io.connect(address, timeout_s=120)
+    start('actor', 'actor', [f'--reverb_address={address}', '--task=0'])
+    log, restored = run_learner('mirrored', _MIRRORED, steps=400)
+    assert restored == 0
+    assert 'Learner on 2 replica(s) x 32 = global batch 64' in log
+    # Trained on both replicas: the loss and data-wait summaries.
+    assert scalar_values(os.path.join(root_dir, 'train'), 'Losses/total_loss')
+    assert scalar_values(os.path.join(root_dir, 'train'),
+                         'Learner/data_wait_fraction')
+    stopped_at = int(re.search(r'Learner finished at train_step (\d+)',
+                               log).group(1))
+    # The checkpoint written on stop under mirrored restores under default...
+    log, restored = run_learner('default', [], steps=200)
+    assert restored == stopped_at > 0
+    assert 'Learner on 1 replica(s) x 64 = global batch 64' in log
+    stopped_at = int(re.search(r'Learner finished at train_step (\d+)',
+                               log).group(1))
+    # ... and the other way round.
+    _, restored = run_learner('mirrored_again', _MIRRORED, steps=200)
+    assert restored == stopped_at
+  finally:
+    for process in processes:
+      if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+      try:
+        process.wait(60)
+      except Exception:  # pylint: disable=broad-except
+        process.kill()
