@@ -1,7 +1,7 @@
 """The learner on MirroredStrategy with 2 replicas (2 logical CPU devices,
-the code path of a 2-GPU learner), with real processes: it trains, writes
-its summaries, and its checkpoint restores under the default strategy and
-back."""
+the code path of a 2-GPU learner), with real processes: DQN and SAC train,
+the replicas stay identical and the pushed weights are theirs, summaries
+are written, and checkpoints restore under the default strategy and back."""
 import os
 import re
 import signal
@@ -11,6 +11,8 @@ import pytest
 
 from common import reverb_io
 from tests.helpers import CARTPOLE_FLAGS
+from tests.helpers import MINITAUR_FLAGS
+from tests.helpers import run_module
 from tests.helpers import scalar_values
 from tests.helpers import start_module
 from tests.helpers import unused_port
@@ -90,6 +92,50 @@ def test_two_replica_learner_trains_and_its_checkpoints_move_across_strategies(
     for process in processes:
       if process.poll() is None:
         process.send_signal(signal.SIGTERM)
+    for process in processes:
+      try:
+        process.wait(60)
+      except Exception:  # pylint: disable=broad-except
+        process.kill()
+
+
+@pytest.mark.parametrize('flagfile, args', [
+    (CARTPOLE_FLAGS, []), (MINITAUR_FLAGS, ['--batch_size=32'])])
+def test_replicas_stay_identical_and_the_pushed_weights_are_theirs(
+    flagfile, args):
+  result = run_module('tests.mirrored_check', [f'--flagfile={flagfile}',
+                                               *args], timeout_s=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'replicas identical' in result.stdout, result.stdout
+  assert "pushed weights: replica 0's values, train_step 3" in result.stdout
+
+
+def test_sac_minitaur_trains_on_two_replicas(tmp_path):
+  port = unused_port()
+  experiment = [f'--flagfile={MINITAUR_FLAGS}', '--batch_size=32',
+                '--initial_collect_steps=200', '--rate_limiter_slack_steps=50',
+                '--max_train_steps=1000000']
+  args = [*experiment, f'--reverb_address=localhost:{port}']
+  processes = [start_module('reverb_server', [*experiment, f'--port={port}'],
+                            str(tmp_path / 'server.log'))]
+  try:
+    client = reverb_io.connect(f'localhost:{port}', timeout_s=120)
+    processes.append(start_module('learner', [
+        *args, f'--root_dir={tmp_path}', '--strategy=mirrored',
+        '--cpu_replicas=2'], str(tmp_path / 'learner.log')))
+    processes.append(start_module('actor', [*args, '--task=0'],
+                                  str(tmp_path / 'actor.log')))
+    deadline = time.monotonic() + 300
+    while (reverb_io.learner_train_step(client) or 0) < 50:
+      assert all(p.poll() is None for p in processes), _text(
+          tmp_path / 'learner.log')[-3000:]
+      assert time.monotonic() < deadline, 'SAC did not train 50 steps'
+      time.sleep(1)
+    assert 'Learner on 2 replica(s) x 16 = global batch 32' in _text(
+        tmp_path / 'learner.log')
+  finally:
+    for process in processes:
+      process.send_signal(signal.SIGTERM)
     for process in processes:
       try:
         process.wait(60)
