@@ -3,6 +3,8 @@
 Imports no TensorFlow: the launcher uses it before training runs.
 """
 import socket
+import time
+from typing import Callable
 
 
 def listening(host: str, port: int, timeout_s: float = 1.0) -> bool:
@@ -12,6 +14,22 @@ def listening(host: str, port: int, timeout_s: float = 1.0) -> bool:
       return True
   except OSError:
     return False
+
+
+def wait_until_listening(host: str, port: int, timeout_s: float,
+                         poll_s: float = 0.1,
+                         between_tries: Callable[[], None] = lambda: None
+                         ) -> bool:
+  """Waits until `host:port` takes TCP connections; False if it did not
+  within `timeout_s`. `between_tries` runs after each refused try (it may
+  raise, e.g. when the process that should listen has died)."""
+  deadline = time.monotonic() + timeout_s
+  while not listening(host, port):
+    between_tries()
+    if time.monotonic() >= deadline:
+      return False
+    time.sleep(poll_s)
+  return True
 
 
 def free_port() -> int:

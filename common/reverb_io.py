@@ -60,10 +60,9 @@ def _wait_for_listener(address: str, deadline: float) -> None:
   host, _, port = address.rpartition(':')
   if not host or not port.isdigit():
     return  # Not host:port; gRPC resolves it.
-  while not ports.listening(host, int(port)):
-    if time.monotonic() >= deadline:
-      return  # The server_info call says that nothing answers.
-    time.sleep(0.05)
+  # If nothing answers, the server_info call that follows says so.
+  ports.wait_until_listening(host, int(port), deadline - time.monotonic(),
+                             poll_s=0.05)
 
 
 def check_tables(client: reverb.Client, specs: ExperimentSpecs) -> None:

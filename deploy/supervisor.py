@@ -86,17 +86,16 @@ def _print_started(child: Child) -> None:
 def _wait_for_server(server: Child, view: ServerView,
                      timeout_s: float) -> None:
   """Until the server's port takes connections (no Reverb client here)."""
-  deadline = time.monotonic() + timeout_s
-  while not view.answers():
+  def check_alive():
     if server.returncode is not None:
       exits.fail_on_bad_input(server)
       raise ChildFailed(exits.exit_report(server, 'before it answered'))
-    if time.monotonic() > deadline:
-      raise ChildFailed(
-          f'reverb_server did not answer on port {view.port} within '
-          f'{timeout_s:.0f}s; its log: {server.log_path}\n'
-          f'{server.log_tail()}')
-    time.sleep(0.1)
+
+  if not ports.wait_until_listening('localhost', view.port, timeout_s,
+                                    between_tries=check_alive):
+    raise ChildFailed(
+        f'reverb_server did not answer on port {view.port} within '
+        f'{timeout_s:.0f}s; its log: {server.log_path}\n{server.log_tail()}')
 
 
 def _start_due(children, learner_log, env, launched_at, settings,

@@ -1,7 +1,6 @@
 """The learner loop: sample from Reverb, train, push weights, checkpoint."""
 import dataclasses
 import threading
-import time
 from typing import Optional
 
 from absl import logging
@@ -85,14 +84,12 @@ def _tpu_resolver(tpu: str, connect_timeout_s: float):
         f'grpc://host:8470') from e
   address = resolver.master().replace('grpc://', '')
   host, _, port = address.rpartition(':')
-  deadline = time.monotonic() + connect_timeout_s
-  while host and port.isdigit() and not ports.listening(host, int(port)):
-    if time.monotonic() > deadline:
-      raise TPUUnreachableError(
-          f'no TPU answered at {resolver.master()} within '
-          f'{connect_timeout_s:.0f}s: check --tpu and that this host can '
-          f'reach the TPU worker (its port is 8470)')
-    time.sleep(0.5)
+  if host and port.isdigit() and not ports.wait_until_listening(
+      host, int(port), connect_timeout_s, poll_s=0.5):
+    raise TPUUnreachableError(
+        f'no TPU answered at {resolver.master()} within '
+        f'{connect_timeout_s:.0f}s: check --tpu and that this host can reach '
+        f'the TPU worker (its port is 8470)')
   return resolver
 
 

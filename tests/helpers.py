@@ -2,6 +2,7 @@
 import glob
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -108,6 +109,18 @@ def alive(pid: int) -> bool:
   except ProcessLookupError:
     return False
   return True
+
+
+def stop_processes(processes: List[subprocess.Popen]) -> None:
+  """SIGTERM to each process still running, then a kill after 60 s."""
+  for process in processes:
+    if process.poll() is None:
+      process.send_signal(signal.SIGTERM)
+  for process in processes:
+    try:
+      process.wait(60)
+    except subprocess.TimeoutExpired:
+      process.kill()
 
 
 def unused_port() -> int:

@@ -10,6 +10,7 @@ import pytest
 from common import reverb_io
 from tests.helpers import CARTPOLE_FLAGS
 from tests.helpers import start_module
+from tests.helpers import stop_processes
 from tests.helpers import unused_port
 
 pytestmark = pytest.mark.slow  # Real processes.
@@ -74,14 +75,7 @@ class Job:
       time.sleep(0.5)
 
   def stop(self):
-    for process in self.processes.values():
-      if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    for process in self.processes.values():
-      try:
-        process.wait(60)
-      except Exception:  # pylint: disable=broad-except
-        process.kill()
+    stop_processes(list(self.processes.values()))
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from tests.helpers import MINITAUR_FLAGS
 from tests.helpers import run_module
 from tests.helpers import scalar_values
 from tests.helpers import start_module
+from tests.helpers import stop_processes
 from tests.helpers import unused_port
 
 pytestmark = pytest.mark.slow  # Real processes.
@@ -89,14 +90,7 @@ def test_two_replica_learner_trains_and_its_checkpoints_move_across_strategies(
     _, restored = run_learner('mirrored_again', _MIRRORED, steps=200)
     assert restored == stopped_at
   finally:
-    for process in processes:
-      if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    for process in processes:
-      try:
-        process.wait(60)
-      except Exception:  # pylint: disable=broad-except
-        process.kill()
+    stop_processes(processes)
 
 
 @pytest.mark.parametrize('flagfile, args', [
@@ -134,10 +128,4 @@ def test_sac_minitaur_trains_on_two_replicas(tmp_path):
     assert 'Learner on 2 replica(s) x 16 = global batch 32' in _text(
         tmp_path / 'learner.log')
   finally:
-    for process in processes:
-      process.send_signal(signal.SIGTERM)
-    for process in processes:
-      try:
-        process.wait(60)
-      except Exception:  # pylint: disable=broad-except
-        process.kill()
+    stop_processes(processes)
