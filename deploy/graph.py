@@ -13,7 +13,7 @@ import os
 from typing import List, Optional
 
 from common import run_dir
-from common.config import STRATEGIES
+from common.config import StrategyConfig
 from common.settings import setting
 from deploy.restarts import RestartPolicy
 from learner import PUSHED_WEIGHTS_LOG
@@ -36,10 +36,6 @@ class LaunchSettings:
   port: int = setting(0, lower_bound=0, upper_bound=65535,
                       help='Reverb port (0: a free one).')
   eval: bool = setting(True, help='Run the eval actor.')
-  # A TPU learner needs --tpu: run it by hand or under compose.
-  strategy: str = setting('default', enum=[s for s in STRATEGIES
-                                           if s != 'tpu'],
-                          help='Learner strategy.')
   progress_every_s: float = setting(5.0, help='Progress line interval.')
   stop_at_return: Optional[float] = setting(
       help='Stop everything once an eval average return reaches this (e.g. '
@@ -52,6 +48,7 @@ class LaunchSettings:
   # the launch.
   staged_start_timeout_s: float = 30.0
   restart: RestartPolicy = RestartPolicy()
+  strategy: StrategyConfig = StrategyConfig()  # The learner's.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +76,7 @@ def process_graph(settings: LaunchSettings, port: int) -> List[ProcessSpec]:
       ProcessSpec(SERVER, 'reverb_server', [
           experiment, f'--port={port}', f'--checkpoint_dir={checkpoints}']),
       ProcessSpec(LEARNER, 'learner', [
-          experiment, *address, root, f'--strategy={settings.strategy}'])]
+          experiment, *address, root, *_strategy_args(settings.strategy)])]
   for task in range(settings.actors):
     graph.append(ProcessSpec(
         actor_name(task), 'actor',
@@ -94,6 +91,15 @@ def process_graph(settings: LaunchSettings, port: int) -> List[ProcessSpec]:
         f'--logdir={settings.root_dir}', '--host=localhost',
         f'--port={settings.tensorboard_port}'], after=TRAINING_LOG))
   return graph
+
+
+def _strategy_args(strategy: StrategyConfig) -> List[str]:
+  args = [f'--strategy={strategy.kind}']
+  if strategy.tpu_address:
+    args.append(f'--tpu={strategy.tpu_address}')
+  if strategy.cpu_replicas:
+    args.append(f'--cpu_replicas={strategy.cpu_replicas}')
+  return args
 
 
 def start_plan(graph: List[ProcessSpec]) -> str:

@@ -6,6 +6,7 @@ from common.progress import Snapshot
 from common.progress import StepRate
 from common.progress import format_duration
 from common.progress import progress_line
+from common.config import StrategyConfig
 from deploy.graph import LaunchSettings
 from deploy.graph import process_graph
 from deploy.graph import start_plan
@@ -84,8 +85,10 @@ def test_progress_line_ends_with_eta_and_restarts():
 
 
 def test_graph_starts_what_the_first_train_step_needs_first():
-  settings = LaunchSettings(flagfile='run.flags', max_train_steps=100,
-                            root_dir='/r', actors=3, tensorboard_port=6006)
+  settings = LaunchSettings(
+      flagfile='run.flags', max_train_steps=100, root_dir='/r', actors=3,
+      tensorboard_port=6006,
+      strategy=StrategyConfig(kind='mirrored', cpu_replicas=2))
   graph = process_graph(settings, port=1234)
   assert [(p.name, p.after) for p in graph] == [
       ('reverb_server', None), ('learner', None), ('actor_0', None),
@@ -98,3 +101,5 @@ def test_graph_starts_what_the_first_train_step_needs_first():
   assert '--port=1234' in server.args
   assert '--checkpoint_dir=/r/reverb_checkpoints' in server.args
   assert all('--reverb_address=localhost:1234' in p.args for p in graph[1:6])
+  learner = graph[1]
+  assert learner.args[-2:] == ['--strategy=mirrored', '--cpu_replicas=2']
