@@ -13,7 +13,6 @@ from common import run_dir
 from common import shutdown
 from common.config import ConfigError
 from common.config import ExperimentConfig
-from common.run_dir import returns_csv_path
 
 CSV_FIELDS = ('train_step', 'wall_time', 'average_return',
               'average_episode_length')
@@ -53,7 +52,7 @@ def run_eval(config: ExperimentConfig, settings: runtime_lib.ActorSettings,
       version = rt.weights.pull()
       if eval_due(version, last_evaluated, config.train.eval_every_steps,
                   max_steps):
-        _evaluate(eval_actor, metrics, version, returns_csv_path(
+        _evaluate(eval_actor, metrics, version, run_dir.returns_csv_path(
             settings.root_dir))
         last_evaluated = version
       if version >= max_steps:

@@ -1,5 +1,4 @@
-"""The launcher's children as processes (start, restart, logs), and its
-own view of the Reverb server."""
+"""The launcher's children as processes: start, restart, logs, stop order."""
 import dataclasses
 import os
 import signal

@@ -52,10 +52,6 @@ class ServerView:
     self.port = port
     self._client = None
 
-  @property
-  def ready(self) -> bool:
-    return self._client is not None
-
   def client(self):
     """The client, made on the first call."""
     if self._client is None:

@@ -10,7 +10,6 @@ import reverb
 from common import progress
 from common import reverb_io
 from common import run_dir
-from common.run_dir import returns_csv_path
 
 
 def status_lines(address: Optional[str], root_dir: Optional[str],
@@ -49,7 +48,7 @@ def _server_lines(client, address, interval_s) -> List[str]:
 
 def _root_dir_lines(root_dir) -> List[str]:
   lines = [f'Run {root_dir}:']
-  rows = run_dir.read_eval_returns(returns_csv_path(root_dir))
+  rows = run_dir.read_eval_returns(run_dir.returns_csv_path(root_dir))
   if rows:
     last = rows[-1]
     best = max(float(r['average_return']) for r in rows)
