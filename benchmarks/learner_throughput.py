@@ -18,20 +18,16 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
-import numpy as np
-import reverb
-import tensorflow as tf
-from tf_agents.specs import tensor_spec
 from tf_agents.train import learner as tfa_learner
 from tf_agents.utils import common as tfa_common
 
 from benchmarks import experiments
+from benchmarks.filled_table import fill
+from benchmarks.filled_table import reverb_steps_per_sec
 from benchmarks.table import print_table
 from common import agents
 from common import envs
-from common.config import REPLAY_TABLE
 from common.replay_layout import ReplayLayout
-from common.replay_layout import STEP_COLUMN
 from learner import metrics as learner_metrics
 from learner import replay_input
 
@@ -40,37 +36,6 @@ _EXPERIMENTS = flags.DEFINE_list(
 _SECONDS = flags.DEFINE_float('seconds', 10, 'Length of one measurement.')
 _ROUNDS = flags.DEFINE_integer('rounds', 3, 'Alternating rounds.')
 _ITEMS = flags.DEFINE_integer('items', 20000, 'Transitions in the table.')
-
-
-def fill(address, layout, items: int) -> None:
-  """Random transitions of the collect data spec (floats in [-1, 1]:
-  unbounded specs would sample values that overflow the loss), packed."""
-  def bounded(tensor):
-    value = tensor.numpy()
-    if np.issubdtype(value.dtype, np.floating):
-      return np.random.uniform(-1, 1, value.shape).astype(value.dtype)
-    return value
-  steps = [layout.pack(tf.nest.map_structure(
-      bounded, tensor_spec.sample_spec_nest(layout.data_spec, outer_dims=())))
-           for _ in range(500)]
-  with reverb.Client(address).trajectory_writer(num_keep_alive_refs=2) as w:
-    for i in range(items + 1):
-      w.append({STEP_COLUMN: steps[i % len(steps)]})
-      if i:
-        w.create_item(REPLAY_TABLE, 1.0,
-                      {STEP_COLUMN: w.history[STEP_COLUMN][-2:]})
-      if i % 1000 == 0:
-        w.flush()
-
-
-def reverb_steps_per_sec(learner, iterator, iterations, seconds):
-  waited = float(iterator.waited_s.numpy())
-  first, start = learner.train_step_numpy, time.monotonic()
-  while time.monotonic() - start < seconds:
-    learner.run(iterations=iterations, iterator=iterator)
-  elapsed = time.monotonic() - start
-  return ((learner.train_step_numpy - first) / elapsed,
-          (float(iterator.waited_s.numpy()) - waited) / elapsed)
 
 
 def memory_steps_per_sec(train, experience, seconds):

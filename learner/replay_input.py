@@ -12,11 +12,13 @@ unpacked into the agent's Trajectory once per batch.
 import dataclasses
 import os
 
+from absl import logging
 import reverb
 import tensorflow as tf
 
 from common.config import REPLAY_TABLE
 from common.config import SEQUENCE_LENGTH
+from common.errors import ConfigError
 from common.replay_layout import ReplayLayout
 from common.replay_layout import STEP_COLUMN
 from common.settings import setting
@@ -60,3 +62,24 @@ def replay_dataset(address: str, layout: ReplayLayout, batch_size: int,
 
   return samples.batch(batch_size, drop_remainder=True).map(
       experience_and_info).prefetch(settings.prefetch_batches)
+
+
+def per_replica_batch(batch_size: int, replicas: int) -> int:
+  """--batch_size is the global batch: each replica takes its share."""
+  if batch_size % replicas:
+    raise ConfigError(f'batch_size {batch_size} does not split evenly over '
+                      f'{replicas} replicas: give a multiple of {replicas}')
+  logging.info('Learner on %d replica(s) x %d = global batch %d', replicas,
+               batch_size // replicas, batch_size)
+  return batch_size // replicas
+
+
+def distributed_replay(strategy: tf.distribute.Strategy, address: str,
+                       layout: ReplayLayout, per_replica_batch: int,
+                       settings: InputSettings = InputSettings()):
+  """An iterator over global batches: each replica samples its
+  `per_replica_batch` from Reverb on its own dataset."""
+  with strategy.scope():
+    return iter(strategy.distribute_datasets_from_function(
+        lambda _: replay_dataset(address, layout, per_replica_batch,
+                                 settings)))

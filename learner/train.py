@@ -23,7 +23,6 @@ from common.config import ExperimentConfig
 from common.config import ReverbClientSettings
 from common.config import StrategyConfig
 from common.config import TrainConfig
-from common.errors import ConfigError
 from common.errors import UserError
 from learner import metrics as learner_metrics
 from learner import PUSHED_WEIGHTS_LOG
@@ -79,9 +78,8 @@ def _tpu_resolver(tpu: str, connect_timeout_s: float):
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
   except Exception as e:  # pylint: disable=broad-except
     raise TPUUnreachableError(
-        f'cannot resolve --tpu={tpu} ({type(e).__name__}: {e}): a TPU name '
-        f'needs a Cloud TPU VM or GCE metadata; else pass the worker\'s '
-        f'grpc://host:8470') from e
+        f'cannot resolve --tpu={tpu} ({type(e).__name__}: {e}): on a Cloud '
+        f'TPU VM pass --tpu=local') from e
   address = resolver.master().replace('grpc://', '')
   host, _, port = address.rpartition(':')
   if host and port.isdigit() and not ports.wait_until_listening(
@@ -90,18 +88,12 @@ def _tpu_resolver(tpu: str, connect_timeout_s: float):
         f'no TPU answered at {resolver.master()} within '
         f'{connect_timeout_s:.0f}s: check --tpu and that this host can reach '
         f'the TPU worker (its port is 8470)')
+  if resolver.master().startswith('grpc://'):
+    logging.warning(
+        'TPU worker %s is a remote TPU (a TPU Node): its host has no Reverb '
+        'ops, so sampling is likely to fail there (google-deepmind/reverb#29);'
+        ' run the learner on a Cloud TPU VM with --tpu=local', resolver.master())
   return resolver
-
-
-def _per_replica_batch(batch_size: int, strategy) -> int:
-  """--batch_size is the global batch: each replica takes its share."""
-  replicas = strategy.num_replicas_in_sync
-  if batch_size % replicas:
-    raise ConfigError(f'batch_size {batch_size} does not split evenly over '
-                      f'{replicas} replicas: give a multiple of {replicas}')
-  logging.info('Learner on %d replica(s) x %d = global batch %d', replicas,
-               batch_size // replicas, batch_size)
-  return batch_size // replicas
 
 
 def run_learner(config: ExperimentConfig, settings: LearnerSettings,
@@ -110,7 +102,8 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
   run_dir.ensure_writable_dir(settings.root_dir)
   env = envs.load_env(config.env, seed=config.seed)
   strategy = make_strategy(settings.strategy, settings.connect_timeout_s)
-  per_replica_batch = _per_replica_batch(config.agent.batch_size, strategy)
+  per_replica_batch = replay_input.per_replica_batch(
+      config.agent.batch_size, strategy.num_replicas_in_sync)
   # The agent's initial weights: Keras initializers draw their seeds from
   # Keras' own generator, which tf.random.set_seed alone leaves unseeded.
   tf.keras.utils.set_random_seed(config.seed)
@@ -122,12 +115,10 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
                     expected=specs)
   reverb_io.ServerWatch(settings.reverb_address, stop)
 
-  with strategy.scope():
-    experience = iter(strategy.distribute_datasets_from_function(
-        lambda _: replay_input.replay_dataset(
-            settings.reverb_address, specs.replay_layout, per_replica_batch,
-            settings.sampling)))
-  timed_experience = learner_metrics.TimedIterator(experience)
+  timed_experience = learner_metrics.TimedIterator(
+      replay_input.distributed_replay(
+          strategy, settings.reverb_address, specs.replay_layout,
+          per_replica_batch, settings.sampling))
   # The Learner restores its last checkpoint; the saving is ours (below),
   # so that the final save has a handle of its own.
   learner = tfa_learner.Learner(

@@ -3,7 +3,9 @@
 Trains the experiment's agent for a few steps under MirroredStrategy on 2
 logical CPU devices, each replica on different random experience, then
 checks that every variable holds the same values on both replicas and that
-the weights the learner pushes are those values. Prints one line per
+the weights the learner pushes are those values. For DQN (deterministic
+train steps), the same steps on one device over the global batch (both
+replicas' experience) must give the same weights. Prints one line per
 check; exits non-zero on a mismatch. A separate process: the logical
 devices must be set before TensorFlow initialises its devices.
 """
@@ -32,21 +34,33 @@ def main():
   env = envs.load_env(config.env, seed=config.seed)
   with strategy.scope():
     agent, train_step = agents.make_agent(config, env)
+  one_device, one_device_step = agents.make_agent(config, env)
+  for source, target in zip(agent.variables, one_device.variables):
+    target.assign(source.values[0])
   per_replica = config.agent.batch_size // strategy.num_replicas_in_sync
 
-  def experience(context):
-    """Random steps, other ones on each replica (floats standard normal:
-    the specs' own bounds reach 3e38)."""
-    seed = context.replica_id_in_sync_group + 1
+  def random_steps(seed):
+    """Random steps (floats standard normal: the specs' own bounds reach
+    3e38)."""
     sample = tensor_spec.sample_spec_nest(
         agent.collect_data_spec, outer_dims=(per_replica, 2), seed=seed)
     return tf.nest.map_structure(
         lambda t: tf.random.stateless_normal(t.shape, [seed, 0], dtype=t.dtype)
         if t.dtype.is_floating else t, sample)
 
-  for _ in range(_TRAIN_STEPS):
-    strategy.run(agent.train, args=(
-        strategy.experimental_distribute_values_from_function(experience),))
+  # Drawn once: other ones on each replica and step, the same for both runs.
+  experience = [[random_steps(1 + replica + 10 * step) for replica in (0, 1)]
+                for step in range(_TRAIN_STEPS)]
+  losses = []  # (replicas' loss summed as the Learner does, one device's)
+  for replicas in experience:
+    per_replica_loss = strategy.run(agent.train, args=(
+        strategy.experimental_distribute_values_from_function(
+            lambda context, r=replicas: r[context.replica_id_in_sync_group]),))
+    losses.append((
+        strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_loss.loss,
+                        axis=None).numpy(),
+        one_device.train(tf.nest.map_structure(
+            lambda *parts: tf.concat(parts, axis=0), *replicas)).loss.numpy()))
   variables = agent.variables if hasattr(agent, 'variables') else []
   checked = 0
   for variable in tf.nest.flatten(agent.collect_policy.variables()) + list(
@@ -67,6 +81,16 @@ def main():
   assert int(pushed[specs_lib.TRAIN_STEP_KEY]) == _TRAIN_STEPS
   print('pushed weights: replica 0\'s values, train_step '
         f'{int(pushed[specs_lib.TRAIN_STEP_KEY])}', flush=True)
+  if config.agent.kind == 'dqn':
+    for value, single in zip(tf.nest.flatten(pushed), tf.nest.flatten(
+        specs_lib.variables_nest(one_device, one_device_step))):
+      np.testing.assert_allclose(value, single.numpy(), rtol=1e-4, atol=1e-6,
+                                 err_msg=single.name)
+    # The weights alone would not show a loss scaled per replica: Adam's
+    # steps barely depend on the gradient's scale. The losses do.
+    np.testing.assert_allclose(*zip(*losses), rtol=1e-4)
+    print(f'one device on the global batch: the same losses and weights '
+          f'after {_TRAIN_STEPS} train steps', flush=True)
 
 
 if __name__ == '__main__':

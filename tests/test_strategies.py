@@ -1,6 +1,7 @@
 """The learner on MirroredStrategy with 2 replicas (2 logical CPU devices,
 the code path of a 2-GPU learner), with real processes: DQN and SAC train,
-the replicas stay identical and the pushed weights are theirs, summaries
+the replicas stay identical, the pushed weights are theirs, a DQN step on
+2 replicas is one device's step on the global batch, summaries
 are written, and checkpoints restore under the default strategy and back."""
 import os
 import re
@@ -95,13 +96,16 @@ def test_two_replica_learner_trains_and_its_checkpoints_move_across_strategies(
 
 @pytest.mark.parametrize('flagfile, args', [
     (CARTPOLE_FLAGS, []), (MINITAUR_FLAGS, ['--batch_size=32'])])
-def test_replicas_stay_identical_and_the_pushed_weights_are_theirs(
+def test_replicas_stay_identical_and_train_as_one_device_would(
     flagfile, args):
   result = run_module('tests.mirrored_check', [f'--flagfile={flagfile}',
                                                *args], timeout_s=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'replicas identical' in result.stdout, result.stdout
   assert "pushed weights: replica 0's values, train_step 3" in result.stdout
+  if flagfile == CARTPOLE_FLAGS:  # DQN's train step is deterministic.
+    assert 'one device on the global batch: the same losses and weights' in (
+        result.stdout), result.stdout
 
 
 def test_sac_minitaur_trains_on_two_replicas(tmp_path):
