@@ -16,7 +16,7 @@ from common import reverb_io
 from common import run_dir
 from common import shutdown
 from common.config import ExperimentConfig
-from common.replay_layout import ReplayLayout
+from common import specs as specs_lib
 
 _RANDOM_STEPS_PER_CHECK = 50
 
@@ -30,8 +30,10 @@ def run_collect(config: ExperimentConfig, settings: runtime_lib.ActorSettings,
                                  num_envs=num_envs)
   runtime_lib.stop_when_learner_done(stop, settings.reverb_address,
                                      config.train.max_train_steps)
-  writer = ReplayWriter(rt.client, ReplayLayout(rt.agent.collect_data_spec),
-                        lambda: stop.requested, num_envs)
+  writer = ReplayWriter(
+      rt.client, specs_lib.specs_of(rt.agent, rt.train_step).replay_layout,
+      lambda: stop.requested, num_envs,
+      priority=config.replay.initial_priority)
   random_stats, stats = EpisodeStats(num_envs), EpisodeStats(num_envs)
   flush_timeout_s = 2.0
   try:

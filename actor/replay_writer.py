@@ -1,13 +1,18 @@
 """Writes collected steps to the replay table with bounded, interruptible waits.
 
-It writes the same items as TF-Agents' ReverbAddTrajectoryObserver with
-sequence_length 2 and stride 1 (every pair of consecutive steps of an
-episode), in the packed layout, but it never runs more than
+Items are the layout's sequence_length consecutive steps of one episode,
+stride 1: with length 2, the same items as TF-Agents'
+ReverbAddTrajectoryObserver (every pair of consecutive steps), in the packed
+layout. Longer items (n-step returns) that would run past an episode's end
+are padded with copies of its last step (step_type LAST), so every
+transition of the episode starts an item and no item holds two episodes.
+The writer never runs more than
 `max_in_flight_items` per env ahead of the server, and every wait on the
 server (the rate limiter holding an insert) wakes up twice a second to
 check whether the actor should stop, and logs when it has waited long. A
 stop request ends collection at the next step.
 """
+import collections
 import time
 from typing import Callable
 
@@ -18,7 +23,6 @@ from tf_agents.trajectories import time_step as ts
 
 from common import reverb_io
 from common.config import REPLAY_TABLE
-from common.config import SEQUENCE_LENGTH
 from common.replay_layout import ReplayLayout
 from common.replay_layout import STEP_COLUMN
 
@@ -50,13 +54,19 @@ class ReplayWriter:
 
   def __init__(self, client: reverb.Client, layout: ReplayLayout,
                should_stop: Callable[[], bool], num_envs: int = 1,
-               max_in_flight_items: int = 8, log_wait_after_s: float = 30.0):
+               max_in_flight_items: int = 8, log_wait_after_s: float = 30.0,
+               priority: float = 1.0):
+    self._length = layout.sequence_length
+    # Padding appends up to length - 2 steps to one env's column only.
     self._writer = client.trajectory_writer(
-        num_keep_alive_refs=SEQUENCE_LENGTH + 1, validate_items=False)
+        num_keep_alive_refs=2 * self._length, validate_items=False)
     self._layout = layout
     self._num_envs = num_envs
+    self._priority = priority
     self._columns = None  # Each env's column history, from the first step.
-    self._episode_steps = np.zeros(num_envs, np.int64)
+    # Per env: the writer's step indices of its current episode's last steps.
+    self._episode = [collections.deque(maxlen=self._length)
+                     for _ in range(num_envs)]
     self._client = client
     self._should_stop = should_stop
     self._max_pending_items = max_in_flight_items * num_envs
@@ -67,27 +77,41 @@ class ReplayWriter:
     if self._should_stop():
       raise StopCollection(server_blocked=False)
     packed = self._layout.pack(trajectory)
-    self._writer.append(list(packed) if self._num_envs > 1 else [packed])
+    packed = list(packed) if self._num_envs > 1 else [packed]
+    self._writer.append(packed)
     if self._columns is None:
       self._columns = self._writer.history
-    self._episode_steps += 1
-    for env in np.flatnonzero(self._episode_steps >= SEQUENCE_LENGTH):
-      self._writer.create_item(
-          REPLAY_TABLE, priority=1.0,
-          trajectory={STEP_COLUMN: self._columns[env][-SEQUENCE_LENGTH:]})
-      self.items_written += 1
-    self._wait(self._max_pending_items)
+    for env in range(self._num_envs):
+      self._add_step(env)
     # Items never span episodes: after the LAST -> FIRST step that closes an
-    # env's episode, its next item is the next episode's first two steps.
+    # env's episode, its next item starts with the next episode's first step.
     # (Reverb's end_episode would wait for the server here.)
-    self._episode_steps[
-        np.reshape(trajectory.step_type == ts.StepType.LAST, -1)] = 0
+    for env in np.flatnonzero(
+        np.reshape(trajectory.step_type == ts.StepType.LAST, -1)):
+      for _ in range(self._length - 2):
+        self._writer.append([packed[env] if i == env else None
+                             for i in range(self._num_envs)])
+        self._add_step(env)
+      self._episode[env].clear()
+    self._wait(self._max_pending_items)
+
+  def _add_step(self, env: int) -> None:
+    """Notes the step just appended to env's column; an item once the env's
+    episode has a full sequence."""
+    episode = self._episode[env]
+    episode.append(len(self._columns[env]) - 1)
+    if len(episode) == self._length:
+      self._writer.create_item(
+          REPLAY_TABLE, priority=self._priority,
+          trajectory={STEP_COLUMN: self._columns[env][list(episode)]})
+      self.items_written += 1
 
   def end_episode(self) -> None:
     """Waits until every item is on the server; the next steps start afresh."""
     self._wait(0)
     self._writer.end_episode(clear_buffers=True)
-    self._episode_steps[:] = 0
+    for episode in self._episode:
+      episode.clear()
 
   def close(self, flush_timeout_s: float) -> None:
     """Sends what is pending (waiting at most `flush_timeout_s`), then closes."""

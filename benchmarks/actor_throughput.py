@@ -28,7 +28,6 @@ from actor.runtime import load_envs
 from common import agents
 from common import reverb_io
 from common import specs as specs_lib
-from common.replay_layout import ReplayLayout
 
 _ENVS = flags.DEFINE_list('envs', ['1', '8', '32'], 'Envs per actor.')
 _EXPERIMENTS = flags.DEFINE_list(
@@ -68,7 +67,7 @@ def measure(name: str, num_envs: int):
     weights.push()
     stats = EpisodeStats(num_envs)
     writer = ReplayWriter(reverb_io.connect(address, timeout_s=30),
-                          ReplayLayout(agent.collect_data_spec),
+                          specs_lib.specs_of(agent, train_step).replay_layout,
                           lambda: False, num_envs)
     actor = make_collect_actor(config, env, policy, train_step, writer,
                                stats, summary_dir=None)

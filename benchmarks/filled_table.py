@@ -24,12 +24,14 @@ def fill(address: str, layout: ReplayLayout, items: int) -> None:
   steps = [layout.pack(tf.nest.map_structure(
       bounded, tensor_spec.sample_spec_nest(layout.data_spec, outer_dims=())))
            for _ in range(500)]
-  with reverb.Client(address).trajectory_writer(num_keep_alive_refs=2) as w:
-    for i in range(items + 1):
+  length = layout.sequence_length
+  with reverb.Client(address).trajectory_writer(
+      num_keep_alive_refs=length) as w:
+    for i in range(items + length - 1):
       w.append({STEP_COLUMN: steps[i % len(steps)]})
-      if i:
+      if i >= length - 1:
         w.create_item(REPLAY_TABLE, 1.0,
-                      {STEP_COLUMN: w.history[STEP_COLUMN][-2:]})
+                      {STEP_COLUMN: w.history[STEP_COLUMN][-length:]})
       if i % 1000 == 0:
         w.flush()
 

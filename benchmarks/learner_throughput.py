@@ -1,8 +1,10 @@
 """Learner train steps/s on Reverb data vs the same agent.train on one fixed
-in-memory batch (the limit), for DQN CartPole and SAC Minitaur.
+in-memory batch (the limit), for DQN CartPole (uniform, and prioritized with
+3-step returns) and SAC Minitaur.
 
     .venv/bin/python -m benchmarks.learner_throughput \
-        [--experiments=cartpole_dqn,minitaur_sac] [--seconds=10] [--rounds=3]
+        [--experiments=cartpole_dqn,cartpole_dqn_per,minitaur_sac] \
+        [--seconds=10] [--rounds=3]
 
 On Reverb, the TF-Agents Learner runs --push_every_steps steps per call
 through the timed iterator, fed by the production input pipeline
@@ -27,21 +29,24 @@ from benchmarks.filled_table import reverb_steps_per_sec
 from benchmarks.table import print_table
 from common import agents
 from common import envs
-from common.replay_layout import ReplayLayout
+from common import specs as specs_lib
 from learner import metrics as learner_metrics
+from learner import priorities
 from learner import replay_input
 
 _EXPERIMENTS = flags.DEFINE_list(
-    'experiments', ['cartpole_dqn', 'minitaur_sac'], 'configs/<name>.flags.')
+    'experiments', ['cartpole_dqn', 'cartpole_dqn_per', 'minitaur_sac'],
+    'configs/<name>.flags.')
 _SECONDS = flags.DEFINE_float('seconds', 10, 'Length of one measurement.')
 _ROUNDS = flags.DEFINE_integer('rounds', 3, 'Alternating rounds.')
 _ITEMS = flags.DEFINE_integer('items', 20000, 'Transitions in the table.')
 
 
-def memory_steps_per_sec(train, experience, seconds):
+def memory_steps_per_sec(train, experience: dict, seconds):
+  """agent.train on one batch (its keyword arguments), over and over."""
   steps, start = 0, time.monotonic()
   while time.monotonic() - start < seconds:
-    train(experience)
+    train(**experience)
     steps += 1
   return steps / (time.monotonic() - start)
 
@@ -54,14 +59,18 @@ def measure(name: str):
   env.close()
   with experiments.server_process(name) as server:
     address = server.address
-    layout = ReplayLayout(agent.collect_data_spec)
+    layout = specs_lib.specs_of(agent, train_step).replay_layout
     fill(address, layout, _ITEMS.value)
-    dataset = replay_input.replay_dataset(address, layout,
-                                          config.agent.batch_size)
+    prioritized = priorities.prioritized_training(config.replay, address)
+    dataset = replay_input.replay_dataset(
+        address, layout, config.agent.batch_size,
+        importance=prioritized and prioritized.importance)
     iterators = {'ours': learner_metrics.TimedIterator(iter(dataset))}
-    learner = tfa_learner.Learner(tempfile.mkdtemp(), train_step, agent,
-                                  summary_interval=0)
-    experience, _ = next(iter(dataset))  # One fixed batch.
+    learner = tfa_learner.Learner(
+        tempfile.mkdtemp(), train_step, agent, summary_interval=0,
+        **(prioritized.learner_kwargs if prioritized else {}))
+    batch, _ = next(iter(dataset))  # One fixed batch.
+    experience = batch if prioritized else {'experience': batch}
     train = tfa_common.function(agent.train)
     iterations = config.train.push_every_steps
     for iterator in iterators.values():  # Warm up.

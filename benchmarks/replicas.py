@@ -30,8 +30,8 @@ from benchmarks.table import print_table
 from common import agents
 from common import envs
 from common import settings
+from common import specs as specs_lib
 from common.config import StrategyConfig
-from common.replay_layout import ReplayLayout
 from learner import metrics as learner_metrics
 from learner import replay_input
 from learner import train
@@ -66,7 +66,7 @@ def measure_variant(name: str, address: str) -> dict:
     agent, train_step = agents.make_agent(config, env)
   env.close()
   iterator = learner_metrics.TimedIterator(replay_input.distributed_replay(
-      strategy, address, ReplayLayout(agent.collect_data_spec),
+      strategy, address, specs_lib.specs_of(agent, train_step).replay_layout,
       replay_input.per_replica_batch(config.agent.batch_size,
                                      strategy.num_replicas_in_sync)))
   learner = tfa_learner.Learner(tempfile.mkdtemp(), train_step, agent,
@@ -96,11 +96,12 @@ def measure(name: str):
   """{variant: (replicas, median steps/s, median data wait)}."""
   config = experiments.load(name)
   env = envs.load_env(config.env)
-  agent, _ = agents.make_agent(config, env)
+  agent, train_step = agents.make_agent(config, env)
   env.close()
   runs = {variant: [] for variant in VARIANTS}
   with experiments.server_process(name) as server:
-    fill(server.address, ReplayLayout(agent.collect_data_spec), _ITEMS.value)
+    fill(server.address, specs_lib.specs_of(agent, train_step).replay_layout,
+         _ITEMS.value)
     for _ in range(_ROUNDS.value):
       for variant, results in runs.items():
         results.append(run_worker(name, variant, server.address))

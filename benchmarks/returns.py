@@ -23,6 +23,7 @@ from benchmarks import experiments
 from benchmarks.targets import SHIPPED
 from benchmarks.targets import Target
 from benchmarks.targets import TARGET_LINE
+from benchmarks.targets import first_reached
 from benchmarks.targets import flagfile_path
 from benchmarks.targets import read_target
 from benchmarks.table import print_table
@@ -47,16 +48,12 @@ def run(name: str, target: Target) -> str:
 
 def result_row(name: str, target: Target, root: str) -> List[str]:
   rows = run_dir.read_eval_returns(run_dir.returns_csv_path(root))
-  started = run_dir.read_start(root)
-  reached = next((r for r in rows
-                  if float(r['average_return']) >= target.average_return
-                  and int(r['train_step']) <= target.train_steps), None)
+  reached = first_reached(root, target)
   final = f'{float(rows[-1]["average_return"]):.1f}' if rows else '-'
   return [name, f'>= {target.average_return:g} in {target.train_steps}',
           'yes' if reached else 'no',
-          reached['train_step'] if reached else '-',
-          f'{float(reached["wall_time"]) - started:.0f}' if reached else '-',
-          final]
+          str(reached[0]) if reached else '-',
+          f'{reached[1]:.0f}' if reached else '-', final]
 
 
 def main(argv):

@@ -5,12 +5,13 @@ comment line in its flagfile:
 import dataclasses
 import os
 import re
-from typing import Optional
+from typing import Optional, Tuple
 
 from benchmarks.experiments import PROJECT_ROOT
+from common import run_dir
 
-SHIPPED = ('cartpole_dqn', 'acrobot_dqn', 'pendulum_sac', 'halfcheetah_sac',
-           'minitaur_sac')
+SHIPPED = ('cartpole_dqn', 'cartpole_dqn_per', 'acrobot_dqn', 'pendulum_sac',
+           'halfcheetah_sac', 'minitaur_sac')
 TARGET_LINE = re.compile(
     r'^# Target: eval return >= (-?[\d.]+) within (\d+) train steps\.$',
     re.MULTILINE)
@@ -31,3 +32,16 @@ def read_target(name: str) -> Optional[Target]:
   with open(flagfile_path(name)) as f:
     match = TARGET_LINE.search(f.read())
   return match and Target(float(match.group(1)), int(match.group(2)))
+
+
+def first_reached(root: str, target: Target) -> Optional[Tuple[int, float]]:
+  """The run in `root`'s first evaluation at or above the target return
+  within its train steps: (train step, seconds after launch)."""
+  rows = run_dir.read_eval_returns(run_dir.returns_csv_path(root))
+  reached = next((r for r in rows
+                  if float(r['average_return']) >= target.average_return
+                  and int(r['train_step']) <= target.train_steps), None)
+  if reached is None:
+    return None
+  return (int(reached['train_step']),
+          float(reached['wall_time']) - run_dir.read_start(root))

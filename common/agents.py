@@ -78,6 +78,7 @@ def _build_dqn(config, time_step_spec, action_spec, train_step):
       target_update_tau=config.target_update_tau,
       target_update_period=config.target_update_period,
       reward_scale_factor=config.reward_scale_factor,
+      n_step_update=config.n_step,
       train_step_counter=train_step)
 
 

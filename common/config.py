@@ -12,10 +12,11 @@ from common.settings import setting
 AGENT_KINDS = ('dqn', 'sac')
 ENV_SUITES = ('auto', 'gym', 'pybullet')
 RATE_LIMITERS = ('sample_to_insert', 'min_size')
+SAMPLERS = ('uniform', 'prioritized')
 STRATEGIES = ('default', 'mirrored', 'tpu')
 
-# Each replay item is a pair of consecutive steps, as in the tutorials.
-SEQUENCE_LENGTH = 2
+# The name of the experience table, whatever its sampler (checkpoints
+# written before prioritized replay existed restore under it).
 REPLAY_TABLE = 'uniform_table'
 
 
@@ -90,6 +91,9 @@ class AgentConfig:
       help='DQN collect-policy exploration.', unset=_TUTORIAL)
   reward_scale_factor: Optional[float] = setting(help='Reward scale.',
                                                  unset=_TUTORIAL)
+  n_step: int = setting(
+      1, lower_bound=1, help='DQN: n-step returns; each replay item holds '
+      'n_step + 1 consecutive steps of one episode.')
 
   def __post_init__(self):
     _check(self.kind in AGENT_KINDS,
@@ -110,6 +114,9 @@ class AgentConfig:
            f'target_update_tau must be in (0, 1], got {self.target_update_tau}')
     _check(0.0 <= self.epsilon_greedy <= 1.0,
            f'epsilon_greedy must be in [0, 1], got {self.epsilon_greedy}')
+    _check(self.n_step >= 1, f'n_step must be >= 1, got {self.n_step}')
+    _check(self.n_step == 1 or self.kind == 'dqn',
+           f'n_step {self.n_step} needs --agent=dqn')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +149,22 @@ class ReplayConfig:
   slack_steps: int = setting(
       1000, flag='rate_limiter_slack_steps',
       help='Env steps collection may run ahead of or behind that ratio.')
+  sampler: str = setting(
+      'uniform', flag='replay_sampler', enum=SAMPLERS,
+      help='uniform, or prioritized by TD error (DQN; Schaul et al. 2016).')
+  priority_exponent: float = setting(
+      0.6, lower_bound=0.0, help='Prioritized: alpha, items are sampled in '
+      'proportion to priority ** alpha.')
+  importance_exponent: float = setting(
+      0.4, lower_bound=0.0, upper_bound=1.0,
+      help='Prioritized: beta, the loss weights (N * P(item)) ** -beta, '
+      'divided by the batch maximum.')
+  importance_anneal_steps: int = setting(
+      0, lower_bound=0, help='Prioritized: beta rises linearly to 1 over '
+      'this many train steps (0: it stays at importance_exponent).')
+  initial_priority: float = setting(
+      1.0, help='Prioritized: the priority actors give new items (the '
+      'learner then sets |TD error|).')
   checkpoint_every_s: float = setting(
       300.0, flag='replay_checkpoint_every_s',
       help='The Reverb server checkpoints its tables this often (seconds; '
@@ -156,9 +179,24 @@ class ReplayConfig:
     _check(self.rate_limiter in RATE_LIMITERS,
            f'rate_limiter must be one of {RATE_LIMITERS}, '
            f'got {self.rate_limiter!r}')
+    _check(self.sampler in SAMPLERS,
+           f'replay_sampler must be one of {SAMPLERS}, got {self.sampler!r}')
+    _check_positive(self, 'initial_priority')
+    _check(self.priority_exponent >= 0 and
+           0 <= self.importance_exponent <= 1 and
+           self.importance_anneal_steps >= 0,
+           'priority_exponent must be >= 0, importance_exponent in [0, 1] and '
+           'importance_anneal_steps >= 0')
     _check(self.min_size <= self.capacity,
            f'initial collection ({self.min_size} items) must fit in the '
            f'replay capacity ({self.capacity})')
+
+  def importance_exponent_at(self, train_step: int) -> float:
+    """beta at `train_step`: importance_exponent, annealed linearly to 1."""
+    if not self.importance_anneal_steps:
+      return self.importance_exponent
+    done = min(1.0, train_step / self.importance_anneal_steps)
+    return self.importance_exponent + (1 - self.importance_exponent) * done
 
   @property
   def error_buffer(self) -> float:
@@ -210,6 +248,9 @@ class ExperimentConfig:
                       'id.')
 
   def __post_init__(self):
+    _check(self.replay.sampler == 'uniform' or self.agent.kind == 'dqn',
+           f'--replay_sampler={self.replay.sampler} needs --agent=dqn (its '
+           f'TD errors set the priorities)')
     if self.replay.samples_per_insert is None:
       object.__setattr__(self, 'replay', dataclasses.replace(
           self.replay, samples_per_insert=float(self.agent.batch_size)))

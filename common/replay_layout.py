@@ -17,7 +17,6 @@ import numpy as np
 import tensorflow as tf
 import tree
 
-from common.config import SEQUENCE_LENGTH
 from common.errors import UserError
 
 STEP_COLUMN = 'step'
@@ -37,10 +36,13 @@ class _Field:
 
 
 class ReplayLayout:
-  """Packs steps of `data_spec` into byte vectors and unpacks them again."""
+  """Packs steps of `data_spec` into byte vectors and unpacks them again;
+  an item is `sequence_length` consecutive steps (2: a transition, as in the
+  tutorials; n + 1 for n-step returns)."""
 
-  def __init__(self, data_spec):
+  def __init__(self, data_spec, sequence_length: int = 2):
     self.data_spec = data_spec
+    self.sequence_length = sequence_length
     fields, offset = [], 0
     for path, spec in tree.flatten_with_path(data_spec):
       name = '/'.join(map(str, path))
@@ -62,8 +64,8 @@ class ReplayLayout:
 
   @property
   def signature(self) -> dict:
-    """The replay table's signature: SEQUENCE_LENGTH packed steps."""
-    return {STEP_COLUMN: tf.TensorSpec([SEQUENCE_LENGTH, self.step_bytes],
+    """The replay table's signature: sequence_length packed steps."""
+    return {STEP_COLUMN: tf.TensorSpec([self.sequence_length, self.step_bytes],
                                        tf.uint8)}
 
   def pack(self, step) -> np.ndarray:

@@ -30,15 +30,16 @@ class ExperimentSpecs:
   action_spec: types.NestedTensorSpec
   collect_data_spec: types.NestedTensorSpec
   variables_signature: types.NestedTensorSpec
+  sequence_length: int  # Steps per replay item: the agent's train sequence.
 
   @functools.cached_property
   def replay_layout(self) -> ReplayLayout:
     """How actors store collect data and the learner reads it back."""
-    return ReplayLayout(self.collect_data_spec)
+    return ReplayLayout(self.collect_data_spec, self.sequence_length)
 
   @property
   def replay_signature(self) -> types.NestedTensorSpec:
-    """One replay item: SEQUENCE_LENGTH steps, each packed in one column."""
+    """One replay item: sequence_length steps, each packed in one column."""
     return self.replay_layout.signature
 
 
@@ -57,7 +58,8 @@ def specs_of(agent, train_step: tf.Variable) -> ExperimentSpecs:
       time_step_spec=agent.time_step_spec,
       action_spec=agent.action_spec,
       collect_data_spec=agent.collect_data_spec,
-      variables_signature=signature)
+      variables_signature=signature,
+      sequence_length=agent.train_sequence_length)
 
 
 def derive_specs(config: ExperimentConfig) -> ExperimentSpecs:
@@ -70,7 +72,8 @@ def derive_specs(config: ExperimentConfig) -> ExperimentSpecs:
 
 def replay_table(config: ReplayConfig,
                  specs: ExperimentSpecs) -> reverb.Table:
-  """The experience table: uniform sampling, FIFO removal, rate limited."""
+  """The experience table: uniform or prioritized sampling, FIFO removal,
+  rate limited."""
   if config.rate_limiter == 'sample_to_insert':
     limiter = reverb.rate_limiters.SampleToInsertRatio(
         samples_per_insert=config.samples_per_insert,
@@ -80,7 +83,9 @@ def replay_table(config: ReplayConfig,
     limiter = reverb.rate_limiters.MinSize(config.min_size)
   return reverb.Table(
       name=REPLAY_TABLE,
-      sampler=reverb.selectors.Uniform(),
+      sampler=(reverb.selectors.Prioritized(config.priority_exponent)
+               if config.sampler == 'prioritized'
+               else reverb.selectors.Uniform()),
       remover=reverb.selectors.Fifo(),
       max_size=config.capacity,
       rate_limiter=limiter,

@@ -11,17 +11,18 @@ unpacked into the agent's Trajectory once per batch.
 """
 import dataclasses
 import os
+from typing import Optional
 
 from absl import logging
 import reverb
 import tensorflow as tf
 
 from common.config import REPLAY_TABLE
-from common.config import SEQUENCE_LENGTH
 from common.errors import ConfigError
 from common.replay_layout import ReplayLayout
 from common.replay_layout import STEP_COLUMN
 from common.settings import setting
+from learner import priorities
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,11 +39,15 @@ class InputSettings:
   prefetch_batches: int = 4
 
 
-def replay_dataset(address: str, layout: ReplayLayout, batch_size: int,
-                   settings: InputSettings = InputSettings()
-                   ) -> tf.data.Dataset:
-  """(trajectory [batch, SEQUENCE_LENGTH, ...],
-  sample info [batch, SEQUENCE_LENGTH])."""
+def replay_dataset(
+    address: str, layout: ReplayLayout, batch_size: int,
+    settings: InputSettings = InputSettings(),
+    importance: Optional[priorities.ImportanceExponent] = None
+) -> tf.data.Dataset:
+  """(trajectory [batch, sequence_length, ...],
+  sample info [batch, sequence_length]); with `importance` (prioritized
+  replay), the first element is agent.train's keyword arguments
+  {experience: trajectory, weights: importance weights [batch]}."""
   signature = layout.signature
   dtypes = tf.nest.map_structure(lambda spec: spec.dtype, signature)
   shapes = tf.nest.map_structure(lambda spec: spec.shape, signature)
@@ -56,9 +61,15 @@ def replay_dataset(address: str, layout: ReplayLayout, batch_size: int,
     """The Learner's (experience, info) pair, info repeated along time as
     TF-Agents' own replay dataset gives it."""
     info = tf.nest.map_structure(
-        lambda t: tf.repeat(t[:, tf.newaxis], SEQUENCE_LENGTH, axis=1),
+        lambda t: tf.repeat(t[:, tf.newaxis], layout.sequence_length, axis=1),
         sample.info)
-    return layout.unpack(sample.data[STEP_COLUMN]), info
+    experience = layout.unpack(sample.data[STEP_COLUMN])
+    if importance is None:
+      return experience, info
+    weights = priorities.importance_weights(
+        sample.info.probability, sample.info.table_size,
+        importance.variable)
+    return {'experience': experience, 'weights': weights}, info
 
   return samples.batch(batch_size, drop_remainder=True).map(
       experience_and_info).prefetch(settings.prefetch_batches)
@@ -74,12 +85,14 @@ def per_replica_batch(batch_size: int, replicas: int) -> int:
   return batch_size // replicas
 
 
-def distributed_replay(strategy: tf.distribute.Strategy, address: str,
-                       layout: ReplayLayout, per_replica_batch: int,
-                       settings: InputSettings = InputSettings()):
+def distributed_replay(
+    strategy: tf.distribute.Strategy, address: str, layout: ReplayLayout,
+    per_replica_batch: int, settings: InputSettings = InputSettings(),
+    importance: Optional[priorities.ImportanceExponent] = None):
   """An iterator over global batches: each replica samples its
-  `per_replica_batch` from Reverb on its own dataset."""
+  `per_replica_batch` from Reverb on its own dataset (importance weights
+  over its own batch, with prioritized replay)."""
   with strategy.scope():
     return iter(strategy.distribute_datasets_from_function(
         lambda _: replay_dataset(address, layout, per_replica_batch,
-                                 settings)))
+                                 settings, importance)))

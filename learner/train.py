@@ -25,6 +25,7 @@ from common.config import StrategyConfig
 from common.config import TrainConfig
 from common.errors import UserError
 from learner import metrics as learner_metrics
+from learner import priorities
 from learner import PUSHED_WEIGHTS_LOG
 from learner import replay_input
 from learner import TRAINING_LOG
@@ -115,15 +116,22 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
                     expected=specs)
   reverb_io.ServerWatch(settings.reverb_address, stop)
 
+  prioritized = priorities.prioritized_training(config.replay,
+                                                settings.reverb_address)
   timed_experience = learner_metrics.TimedIterator(
       replay_input.distributed_replay(
           strategy, settings.reverb_address, specs.replay_layout,
-          per_replica_batch, settings.sampling))
+          per_replica_batch, settings.sampling,
+          prioritized and prioritized.importance))
   # The Learner restores its last checkpoint; the saving is ours (below),
   # so that the final save has a handle of its own.
   learner = tfa_learner.Learner(
       settings.root_dir, train_step, agent, checkpoint_interval=0,
-      summary_interval=config.train.log_every_steps, strategy=strategy)
+      summary_interval=config.train.log_every_steps, strategy=strategy,
+      **(prioritized.learner_kwargs if prioritized else {}))
+  if prioritized:  # beta follows the (restored) train_step.
+    prioritized.importance(train_step.numpy())
+    learner.triggers.append(prioritized.importance)
   with strategy.scope():
     checkpointer = tfa_common.Checkpointer(
         run_dir.checkpoints_dir(settings.root_dir),
@@ -150,7 +158,7 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
       interval=config.train.policy_save_every_steps, start=start_step)
   learner.triggers.append(save_policies)
   _train_loop(config, learner, timed_experience, weights, summaries, stop,
-              last_log_step=start_step)
+              last_log_step=start_step, prioritized=prioritized)
   step = int(train_step.numpy())
   save_checkpoint(step, force_trigger=True)
   # The SavedModels are written; this only adds a policy checkpoint, quick
@@ -202,7 +210,7 @@ def steps_to_next_push(step: int, train: TrainConfig) -> int:
 
 
 def _train_loop(config, learner, experience, weights, summaries, stop,
-                last_log_step) -> None:
+                last_log_step, prioritized) -> None:
   train = config.train
   step = learner.train_step_numpy
   while step < train.max_train_steps and not stop.requested:
@@ -213,6 +221,8 @@ def _train_loop(config, learner, experience, weights, summaries, stop,
     if step - last_log_step >= train.log_every_steps or (
         step >= train.max_train_steps):
       _log_progress(learner, summaries, step, float(loss.loss))
+      if prioritized:
+        logging.info('train_step=%d %s', step, prioritized.describe())
       last_log_step = step
 
 

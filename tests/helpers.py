@@ -11,6 +11,7 @@ from typing import Dict, List
 
 import portpicker
 
+from common import reverb_io
 from common import shutdown
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -121,6 +122,29 @@ def stop_processes(processes: List[subprocess.Popen]) -> None:
       process.wait(60)
     except subprocess.TimeoutExpired:
       process.kill()
+
+
+def start_training(log_dir, experiment: List[str],
+                   learner_args: List[str] = ()):
+  """A Reverb server on a free port, a learner (root_dir `log_dir`) and one
+  collect actor on the `experiment` flags, each logging to
+  log_dir/<name>.log; (a client of the server, the processes). Stop them
+  with stop_processes."""
+  port = unused_port()
+  args = [*experiment, f'--reverb_address=localhost:{port}']
+  processes = [start_module('reverb_server', [*experiment, f'--port={port}'],
+                            os.path.join(log_dir, 'server.log'))]
+  try:
+    client = reverb_io.connect(f'localhost:{port}', timeout_s=120)
+    processes.append(start_module(
+        'learner', [*args, f'--root_dir={log_dir}', *learner_args],
+        os.path.join(log_dir, 'learner.log')))
+    processes.append(start_module('actor', [*args, '--task=0'],
+                                  os.path.join(log_dir, 'actor.log')))
+  except BaseException:
+    stop_processes(processes)
+    raise
+  return client, processes
 
 
 def unused_port() -> int:

@@ -16,6 +16,7 @@ from tests.helpers import MINITAUR_FLAGS
 from tests.helpers import run_module
 from tests.helpers import scalar_values
 from tests.helpers import start_module
+from tests.helpers import start_training
 from tests.helpers import stop_processes
 from tests.helpers import unused_port
 
@@ -109,20 +110,13 @@ def test_replicas_stay_identical_and_train_as_one_device_would(
 
 
 def test_sac_minitaur_trains_on_two_replicas(tmp_path):
-  port = unused_port()
-  experiment = [f'--flagfile={MINITAUR_FLAGS}', '--batch_size=32',
-                '--initial_collect_steps=200', '--rate_limiter_slack_steps=50',
-                '--max_train_steps=1000000']
-  args = [*experiment, f'--reverb_address=localhost:{port}']
-  processes = [start_module('reverb_server', [*experiment, f'--port={port}'],
-                            str(tmp_path / 'server.log'))]
+  client, processes = start_training(
+      str(tmp_path), [f'--flagfile={MINITAUR_FLAGS}', '--batch_size=32',
+                      '--initial_collect_steps=200',
+                      '--rate_limiter_slack_steps=50',
+                      '--max_train_steps=1000000'],
+      learner_args=['--strategy=mirrored', '--cpu_replicas=2'])
   try:
-    client = reverb_io.connect(f'localhost:{port}', timeout_s=120)
-    processes.append(start_module('learner', [
-        *args, f'--root_dir={tmp_path}', '--strategy=mirrored',
-        '--cpu_replicas=2'], str(tmp_path / 'learner.log')))
-    processes.append(start_module('actor', [*args, '--task=0'],
-                                  str(tmp_path / 'actor.log')))
     deadline = time.monotonic() + 300
     while (reverb_io.learner_train_step(client) or 0) < 50:
       assert all(p.poll() is None for p in processes), _text(
