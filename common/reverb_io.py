@@ -32,6 +32,11 @@ class WeightsTimeoutError(UserError, TimeoutError):
   """The learner pushed no weights in time."""
 
 
+# What a client call raises when the server does not answer: a deadline, or
+# a RuntimeError ("Socket closed") when the server goes away mid-call.
+SERVER_AWAY_ERRORS = (reverb.errors.DeadlineExceededError, RuntimeError)
+
+
 def connect(address: str, timeout_s: float,
             expected: Optional[ExperimentSpecs] = None) -> reverb.Client:
   """A client once the server at `address` answers (and, given `expected`,
@@ -41,7 +46,7 @@ def connect(address: str, timeout_s: float,
   client = reverb.Client(address)
   try:
     client.server_info(timeout=max(1, int(deadline - time.monotonic())))
-  except (reverb.errors.DeadlineExceededError, RuntimeError) as e:
+  except SERVER_AWAY_ERRORS as e:
     raise ReverbConnectionError(
         f'no Reverb server answered at {address} within {timeout_s:.0f}s: '
         f'start reverb_server first and check --reverb_address') from e

@@ -94,7 +94,8 @@ class PriorityUpdater:
       start = time.monotonic()
       try:
         self._client.mutate_priorities(REPLAY_TABLE, updates=updates)
-      except (reverb.errors.ReverbError, RuntimeError, ValueError) as e:
+      except Exception as e:  # pylint: disable=broad-except
+        # The thread outlives any failed call (the server away, mostly).
         self.dropped += len(updates)
         if time.monotonic() - last_failure_log >= _LOG_FAILURES_EVERY_S:
           logging.warning('Priority updates dropped (%d so far): %s',

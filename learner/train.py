@@ -231,7 +231,7 @@ def _log_progress(learner, summaries, step, loss) -> None:
   try:
     with learner.train_summary_writer.as_default():
       values = summaries.write(step)
-  except reverb.errors.DeadlineExceededError:
+  except reverb_io.SERVER_AWAY_ERRORS:
     logging.info('train_step=%d loss=%.4f (the Reverb server does not '
                  'answer: no rates this time)', step, loss)
     return

@@ -1,9 +1,11 @@
-"""The learner's input as a strategy sees it (in-process): static shapes for
-TPUs, the global batch split over replicas, and the TPU address checks."""
+"""The learner in-process: its input as a strategy sees it (static shapes
+for TPUs, the global batch split over replicas), the TPU address checks,
+and a progress log that outlives the server."""
 import socket
 
 from absl import logging
 import pytest
+import reverb
 import tensorflow as tf
 
 from common import agents
@@ -68,3 +70,17 @@ def test_an_unreachable_tpu_is_one_error_within_the_timeout():
   with pytest.raises(train.TPUUnreachableError,
                      match=f'no TPU answered at grpc://127.0.0.1:{port}'):
     train._tpu_resolver(f'grpc://127.0.0.1:{port}', connect_timeout_s=1)  # pylint: disable=protected-access
+
+
+@pytest.mark.parametrize('error', [
+    RuntimeError('Socket closed'),  # The server went away mid-call.
+    reverb.errors.DeadlineExceededError('no answer')])
+def test_the_progress_log_outlives_a_server_that_goes_away(error):
+  class Summaries:
+    def write(self, step):
+      raise error
+
+  class Learner:
+    train_summary_writer = tf.summary.create_noop_writer()
+
+  train._log_progress(Learner(), Summaries(), 300, 9.4)  # pylint: disable=protected-access
