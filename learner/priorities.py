@@ -26,12 +26,12 @@ _LOG_FAILURES_EVERY_S = 30.0
 
 
 class ImportanceExponent:
-  """beta as a variable the input pipeline reads; `update` is a Learner
-  trigger (called with the train step after every run)."""
+  """beta as a variable the input pipeline reads; calling it with a train
+  step sets it (a Learner trigger, called after every run)."""
 
-  def __init__(self, config: ReplayConfig, train_step: int = 0):
+  def __init__(self, config: ReplayConfig):
     self._config = config
-    self.variable = tf.Variable(config.importance_exponent_at(train_step),
+    self.variable = tf.Variable(config.importance_exponent_at(0),
                                 dtype=tf.float32, trainable=False,
                                 name='importance_exponent')
 

@@ -43,9 +43,11 @@ def test_importance_exponent_anneals_linearly_to_one():
       pytest.approx([0.4, 0.7, 1.0, 1.0]))
   constant = cfg.ReplayConfig(importance_exponent=0.4)
   assert constant.importance_exponent_at(10 ** 6) == 0.4
-  exponent = priorities.ImportanceExponent(replay, train_step=500)
+  exponent = priorities.ImportanceExponent(replay)
+  assert exponent.variable.numpy() == pytest.approx(0.4)
+  exponent(500)  # As the Learner calls its triggers.
   assert exponent.variable.numpy() == pytest.approx(0.7)
-  exponent(1000)  # As the Learner calls its triggers.
+  exponent(1000)
   assert exponent.variable.numpy() == pytest.approx(1.0)
 
 
