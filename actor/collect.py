@@ -11,6 +11,7 @@ from actor import runtime as runtime_lib
 from actor.episode_stats import EpisodeStats
 from actor.fast_policy import FastPyPolicy
 from actor.replay_writer import ReplayWriter
+from actor.replay_writer import SequenceWriter
 from actor.replay_writer import StopCollection
 from common import reverb_io
 from common import run_dir
@@ -30,19 +31,25 @@ def run_collect(config: ExperimentConfig, settings: runtime_lib.ActorSettings,
                                  num_envs=num_envs)
   runtime_lib.stop_when_learner_done(stop, settings.reverb_address,
                                      config.train.max_train_steps)
-  writer = ReplayWriter(
-      rt.client, specs_lib.specs_of(rt.agent, rt.train_step).replay_layout,
-      lambda: stop.requested, num_envs,
-      priority=config.replay.initial_priority)
+  layout = specs_lib.specs_of(config, rt.agent, rt.train_step).replay_layout
+  if config.on_policy:
+    writer = SequenceWriter(rt.client, layout, lambda: stop.requested,
+                            lambda: rt.weights.version, num_envs)
+  else:
+    writer = ReplayWriter(rt.client, layout, lambda: stop.requested,
+                          num_envs, priority=config.replay.initial_priority)
   random_stats, stats = EpisodeStats(num_envs), EpisodeStats(num_envs)
   flush_timeout_s = 2.0
   try:
-    _collect_random(config, rt, writer, random_stats, stop)
-    writer.end_episode()  # No item spans both policies.
+    if not config.on_policy:  # PPO learns from its own policy's steps only.
+      _collect_random(config, rt, writer, random_stats, stop)
+      writer.end_episode()  # No item spans both policies.
     _collect_with_policy(config, settings, rt, writer, stats, stop)
   except StopCollection as stopped:
     if stopped.server_blocked:
       flush_timeout_s = 0  # The server is not taking items: do not wait.
+  except InterruptedError:  # Stopped in a pull the server did not answer.
+    flush_timeout_s = 0
   finally:
     writer.close(flush_timeout_s)
   steps = random_stats.env_steps + stats.env_steps
@@ -82,14 +89,17 @@ def _collect_with_policy(config, settings, rt, writer, stats, stop) -> None:
   version = rt.weights.version
   try:
     while not stop.requested:
-      collect_actor.run()
+      if config.on_policy:
+        writer.wait_for_room()
       version = rt.weights.pull()
-      if report.seconds_since_last() >= settings.log_every_s:
-        report.write(version)
       if version >= config.train.max_train_steps:
         break
+      collect_actor.run()
+      if report.seconds_since_last() >= settings.log_every_s:
+        report.write(version)
   finally:
-    report.write(version)
+    # When stopping, the server may be stopping too: do not ask it.
+    report.write(version, ask_server=not stop.requested)
     collect_actor.summary_writer.flush()
 
 
@@ -97,10 +107,12 @@ def make_collect_actor(config: ExperimentConfig, env, policy, train_step,
                        writer: ReplayWriter, stats: EpisodeStats,
                        summary_dir: Optional[str]) -> tfa_actor.Actor:
   """TF-Agents' Actor with the writer and the stats as observers; one run()
-  steps each env pull_every_steps times (the weights pull interval)."""
+  steps each env pull_every_steps times (PPO: one sequence), the weights
+  pull interval."""
+  steps = (config.ppo.sequence_length if config.on_policy
+           else config.train.pull_every_steps)
   return tfa_actor.Actor(
-      env, policy, train_step,
-      steps_per_run=config.train.pull_every_steps * _num_envs(env),
+      env, policy, train_step, steps_per_run=steps * _num_envs(env),
       observers=[writer, stats], summary_dir=summary_dir)
 
 
@@ -122,9 +134,11 @@ class _Report:
   def seconds_since_last(self) -> float:
     return time.monotonic() - self._last_time
 
-  def write(self, version: int) -> None:
+  def write(self, version: int, ask_server: bool = True) -> None:
+    """Logs and summarizes; the policy lag needs the server (else 0)."""
     steps, now = self._stats.env_steps, time.monotonic()
-    learner_step = reverb_io.learner_train_step(self._client) or version
+    learner_step = ((ask_server and reverb_io.learner_train_step(self._client))
+                    or version)
     values = {
         'Actor/env_steps_per_sec':
             (steps - self._last_steps) / max(now - self._last_time, 1e-6),

@@ -25,6 +25,7 @@ from common import reverb_io
 from common.config import REPLAY_TABLE
 from common.replay_layout import ReplayLayout
 from common.replay_layout import STEP_COLUMN
+from common.replay_layout import VERSION_COLUMN
 
 _WAIT_SLICE_MS = 500
 
@@ -139,3 +140,64 @@ class ReplayWriter:
                        'limited, or the server is away): %s', now - start,
                        reverb_io.describe_replay(self._client))
           last_log = now
+
+
+class SequenceWriter(ReplayWriter):
+  """On-policy items (PPO): each env's steps cut into back-to-back
+  sequences of the layout's length (episodes may end and start inside one),
+  each with the version of the weights that collected it.
+
+  The actor pulls weights only between sequences, so a sequence is one
+  policy's; the version recorded is its first step's. After each sequence
+  the writer waits until the queue has taken it, and `wait_for_room` holds
+  the next one back until the queue has room for it: an actor does not
+  collect with weights that will be stale by the time the queue takes them.
+  """
+
+  def __init__(self, client: reverb.Client, layout: ReplayLayout,
+               should_stop: Callable[[], bool],
+               policy_version: Callable[[], int], num_envs: int = 1,
+               log_wait_after_s: float = 30.0):
+    super().__init__(client, layout, should_stop, num_envs,
+                     log_wait_after_s=log_wait_after_s)
+    self._policy_version = policy_version
+    self._steps = 0
+
+  def wait_for_room(self, poll_s: float = 0.02) -> None:
+    """Until the queue has room for one sequence of every env."""
+    start = last_log = time.monotonic()
+    while True:
+      try:
+        table = self._client.server_info(timeout=2)[REPLAY_TABLE]
+        if table.current_size + self._num_envs <= table.max_size:
+          return
+      except reverb_io.SERVER_AWAY_ERRORS:
+        pass  # The server watch logs it; wait for it here.
+      if self._should_stop():
+        raise StopCollection(server_blocked=True)
+      now = time.monotonic()
+      if now - last_log >= self._log_wait_after_s:
+        logging.info('The queue has been full for %.0fs (is the learner '
+                     'training?): %s', now - start,
+                     reverb_io.describe_replay(self._client))
+        last_log = now
+      time.sleep(poll_s)
+
+  def __call__(self, trajectory) -> None:
+    if self._should_stop():
+      raise StopCollection(server_blocked=False)
+    packed = self._layout.pack(trajectory)
+    packed = list(packed) if self._num_envs > 1 else [packed]
+    self._writer.append(packed + [np.int64(self._policy_version())])
+    self._steps += 1
+    if self._steps % self._length:
+      return
+    columns = self._writer.history
+    version = columns[self._num_envs][-self._length]
+    for env in range(self._num_envs):
+      self._writer.create_item(
+          REPLAY_TABLE, priority=1.0,
+          trajectory={STEP_COLUMN: columns[env][-self._length:],
+                      VERSION_COLUMN: version})
+      self.items_written += 1
+    self._wait(0)

@@ -79,16 +79,16 @@ def start_runtime(config: ExperimentConfig, settings: ActorSettings,
   tf.random.set_seed(seed)
   env = load_envs(config, seed, num_envs)
   agent, train_step = agents.make_agent(config, env)
-  client = reverb_io.connect(settings.reverb_address,
-                             settings.connect_timeout_s,
-                             expected=specs_lib.specs_of(agent, train_step))
+  client = reverb_io.connect(
+      settings.reverb_address, settings.connect_timeout_s,
+      expected=specs_lib.specs_of(config, agent, train_step))
   reverb_io.ServerWatch(settings.reverb_address, stop)
   weights = reverb_io.WeightsSync(
-      settings.reverb_address, specs_lib.variables_nest(agent, train_step))
+      settings.reverb_address, specs_lib.variables_nest(agent, train_step),
+      lambda: stop.requested)
   logging.info('Waiting for weights from the learner (up to %.0fs)',
                settings.weights_timeout_s)
-  version = weights.wait_and_pull(settings.weights_timeout_s,
-                                  lambda: stop.requested)
+  version = weights.wait_and_pull(settings.weights_timeout_s)
   logging.info('Got weights version %d', version)
   return ActorRuntime(env, agent, train_step, client, weights)
 

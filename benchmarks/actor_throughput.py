@@ -66,8 +66,8 @@ def measure(name: str, num_envs: int):
         address, specs_lib.variables_nest(agent, train_step))
     weights.push()
     stats = EpisodeStats(num_envs)
-    writer = ReplayWriter(reverb_io.connect(address, timeout_s=30),
-                          specs_lib.specs_of(agent, train_step).replay_layout,
+    layout = specs_lib.specs_of(config, agent, train_step).replay_layout
+    writer = ReplayWriter(reverb_io.connect(address, timeout_s=30), layout,
                           lambda: False, num_envs)
     actor = make_collect_actor(config, env, policy, train_step, writer,
                                stats, summary_dir=None)

@@ -59,7 +59,7 @@ def measure(name: str):
   env.close()
   with experiments.server_process(name) as server:
     address = server.address
-    layout = specs_lib.specs_of(agent, train_step).replay_layout
+    layout = specs_lib.specs_of(config, agent, train_step).replay_layout
     fill(address, layout, _ITEMS.value)
     prioritized = priorities.prioritized_training(config.replay, address)
     dataset = replay_input.replay_dataset(

@@ -65,8 +65,9 @@ def measure_variant(name: str, address: str) -> dict:
   with strategy.scope():
     agent, train_step = agents.make_agent(config, env)
   env.close()
+  layout = specs_lib.specs_of(config, agent, train_step).replay_layout
   iterator = learner_metrics.TimedIterator(replay_input.distributed_replay(
-      strategy, address, specs_lib.specs_of(agent, train_step).replay_layout,
+      strategy, address, layout,
       replay_input.per_replica_batch(config.agent.batch_size,
                                      strategy.num_replicas_in_sync)))
   learner = tfa_learner.Learner(tempfile.mkdtemp(), train_step, agent,
@@ -100,8 +101,8 @@ def measure(name: str):
   env.close()
   runs = {variant: [] for variant in VARIANTS}
   with experiments.server_process(name) as server:
-    fill(server.address, specs_lib.specs_of(agent, train_step).replay_layout,
-         _ITEMS.value)
+    layout = specs_lib.specs_of(config, agent, train_step).replay_layout
+    fill(server.address, layout, _ITEMS.value)
     for _ in range(_ROUNDS.value):
       for variant, results in runs.items():
         results.append(run_worker(name, variant, server.address))

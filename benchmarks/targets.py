@@ -11,7 +11,7 @@ from benchmarks.experiments import PROJECT_ROOT
 from common import run_dir
 
 SHIPPED = ('cartpole_dqn', 'cartpole_dqn_per', 'acrobot_dqn', 'pendulum_sac',
-           'halfcheetah_sac', 'minitaur_sac')
+           'halfcheetah_sac', 'minitaur_sac', 'cartpole_ppo', 'pendulum_ppo')
 TARGET_LINE = re.compile(
     r'^# Target: eval return >= (-?[\d.]+) within (\d+) train steps\.$',
     re.MULTILINE)

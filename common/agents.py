@@ -1,23 +1,27 @@
-"""Builds the DQN and SAC agents as the TF-Agents tutorials set them up."""
+"""Builds the DQN and SAC agents as the TF-Agents tutorials set them up, and
+PPO as TF-Agents' PPO examples do."""
 from typing import Tuple
 
 import tensorflow as tf
 from tf_agents.agents import tf_agent
 from tf_agents.agents.ddpg import critic_network
 from tf_agents.agents.dqn import dqn_agent
+from tf_agents.agents.ppo import ppo_clip_agent
 from tf_agents.agents.sac import sac_agent
 from tf_agents.agents.sac import tanh_normal_projection_network
 from tf_agents.environments import py_environment
 from tf_agents.networks import actor_distribution_network
 from tf_agents.networks import sequential
+from tf_agents.networks import value_network
 from tf_agents.specs import tensor_spec
 from tf_agents.train.utils import train_utils
 from tf_agents.typing import types
 from tf_agents.utils import common as tfa_common
 
 from common.config import AgentConfig
-from common.errors import UserError
 from common.config import ExperimentConfig
+from common.config import PPOConfig
+from common.errors import UserError
 
 
 class AgentSpecError(UserError, ValueError):
@@ -26,7 +30,8 @@ class AgentSpecError(UserError, ValueError):
 
 def check_action_space(agent_kind: str, action_spec: types.TensorSpec,
                        env_name: str) -> None:
-  """Raises AgentSpecError unless DQN gets discrete and SAC continuous actions."""
+  """Raises AgentSpecError unless DQN gets discrete and SAC continuous
+  actions (PPO takes either)."""
   discrete = action_spec.dtype.is_integer
   if agent_kind == 'dqn' and not discrete:
     raise AgentSpecError(
@@ -44,11 +49,15 @@ def check_action_space(agent_kind: str, action_spec: types.TensorSpec,
 
 def build_agent(config: AgentConfig, time_step_spec: types.TimeStep,
                 action_spec: types.TensorSpec, train_step: tf.Variable,
-                env_name: str = 'the env') -> tf_agent.TFAgent:
+                env_name: str = 'the env',
+                ppo: PPOConfig = PPOConfig()) -> tf_agent.TFAgent:
   """Returns the initialized agent; call it inside the strategy scope."""
   check_action_space(config.kind, action_spec, env_name)
-  builder = _build_dqn if config.kind == 'dqn' else _build_sac
-  agent = builder(config, time_step_spec, action_spec, train_step)
+  if config.kind == 'ppo':
+    agent = _build_ppo(config, ppo, time_step_spec, action_spec, train_step)
+  else:
+    builder = _build_dqn if config.kind == 'dqn' else _build_sac
+    agent = builder(config, time_step_spec, action_spec, train_step)
   agent.initialize()
   return agent
 
@@ -109,6 +118,35 @@ def _build_sac(config, time_step_spec, action_spec, train_step):
       train_step_counter=train_step)
 
 
+def _build_ppo(config, ppo, time_step_spec, action_spec, train_step):
+  """Clipped PPO whose learner computes advantages (GAE) from the value
+  predictions the actors' collect policy recorded, and updates the
+  normalizers once per iteration (as TF-Agents' PPOLearner does)."""
+  observation_spec = time_step_spec.observation
+  actor_net = actor_distribution_network.ActorDistributionNetwork(
+      observation_spec, action_spec, fc_layer_params=config.fc_layer_params,
+      activation_fn=tf.keras.activations.tanh)
+  value_net = value_network.ValueNetwork(
+      observation_spec, fc_layer_params=config.critic_fc_layer_params,
+      activation_fn=tf.keras.activations.tanh)
+  return ppo_clip_agent.PPOClipAgent(
+      time_step_spec, action_spec,
+      optimizer=tf.keras.optimizers.Adam(learning_rate=config.learning_rate),
+      actor_net=actor_net, value_net=value_net,
+      greedy_eval=True,
+      importance_ratio_clipping=ppo.importance_ratio_clipping,
+      lambda_value=ppo.gae_lambda,
+      discount_factor=config.gamma,
+      entropy_regularization=ppo.entropy_regularization,
+      num_epochs=1,  # The learner runs the epochs, over minibatches.
+      use_gae=True, use_td_lambda_return=True,
+      normalize_rewards=ppo.normalize_rewards,
+      normalize_observations=ppo.normalize_observations,
+      compute_value_and_advantage_in_train=False,
+      update_normalizers_in_train=False,
+      train_step_counter=train_step)
+
+
 def make_agent(config: ExperimentConfig, env: py_environment.PyEnvironment
                ) -> Tuple[tf_agent.TFAgent, tf.Variable]:
   """The config's agent for `env` and its new train_step counter.
@@ -118,7 +156,7 @@ def make_agent(config: ExperimentConfig, env: py_environment.PyEnvironment
   time_step_spec, action_spec = tensor_specs(env)
   train_step = train_utils.create_train_step()
   agent = build_agent(config.agent, time_step_spec, action_spec, train_step,
-                      env_name=config.env.name)
+                      env_name=config.env.name, ppo=config.ppo)
   return agent, train_step
 
 

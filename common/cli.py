@@ -18,7 +18,7 @@ from common import settings
 from common.errors import UserError
 
 _EXPERIMENT_SECTIONS = (cfg.EnvConfig, cfg.AgentConfig, cfg.ReplayConfig,
-                        cfg.TrainConfig, cfg.ExperimentConfig)
+                        cfg.TrainConfig, cfg.PPOConfig, cfg.ExperimentConfig)
 
 
 def define_experiment_flags(fv: flags.FlagValues = flags.FLAGS) -> List[str]:
@@ -36,7 +36,8 @@ def experiment_config(fv: flags.FlagValues = flags.FLAGS
       env=settings.from_flags(cfg.EnvConfig, fv),
       agent=settings.from_flags(cfg.AgentConfig, fv),
       replay=settings.from_flags(cfg.ReplayConfig, fv),
-      train=settings.from_flags(cfg.TrainConfig, fv))
+      train=settings.from_flags(cfg.TrainConfig, fv),
+      ppo=settings.from_flags(cfg.PPOConfig, fv))
 
 
 def parse_experiment(args: List[str]) -> cfg.ExperimentConfig:
@@ -51,7 +52,8 @@ def parse_experiment(args: List[str]) -> cfg.ExperimentConfig:
 def log_config(config: cfg.ExperimentConfig) -> None:
   """Logs the hyperparameters as a table, one `section.field = value` a line."""
   rows = []
-  for section in ('env', 'agent', 'replay', 'train'):
+  sections = ('env', 'agent', 'ppo' if config.on_policy else 'replay', 'train')
+  for section in sections:
     for field, value in getattr(config, section).__dict__.items():
       rows.append(f'  {section}.{field:<24} {value}')
   rows.append(f'  {"seed":<31} {config.seed}')

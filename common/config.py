@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 from common.errors import ConfigError
 from common.settings import setting
 
-AGENT_KINDS = ('dqn', 'sac')
+AGENT_KINDS = ('dqn', 'sac', 'ppo')
 ENV_SUITES = ('auto', 'gym', 'pybullet')
 RATE_LIMITERS = ('sample_to_insert', 'min_size')
 SAMPLERS = ('uniform', 'prioritized')
@@ -18,6 +18,10 @@ STRATEGIES = ('default', 'mirrored', 'tpu')
 # The name of the experience table, whatever its sampler (checkpoints
 # written before prioritized replay existed restore under it).
 REPLAY_TABLE = 'uniform_table'
+# Its columns: each item's steps, packed (common/replay_layout.py); on-policy
+# items also carry the version of the weights that collected them.
+STEP_COLUMN = 'step'
+VERSION_COLUMN = 'policy_version'
 
 
 def _check(condition: bool, message: str) -> None:
@@ -63,6 +67,12 @@ _TUTORIAL_AGENTS = {
                 learning_rate=3e-4, batch_size=256, gamma=0.99,
                 target_update_tau=0.005, target_update_period=1,
                 epsilon_greedy=0.0, reward_scale_factor=1.0),
+    # TF-Agents' PPO examples (schulman17): batch_size is the minibatch, in
+    # env steps.
+    'ppo': dict(fc_layer_params=(64, 64), critic_fc_layer_params=(64, 64),
+                learning_rate=3e-4, batch_size=64, gamma=0.99,
+                target_update_tau=1.0, target_update_period=1,
+                epsilon_greedy=0.0, reward_scale_factor=1.0),
 }
 _TUTORIAL = "the agent's tutorial value"
 
@@ -74,14 +84,15 @@ class AgentConfig:
   kind: str = setting('dqn', flag='agent', enum=AGENT_KINDS,
                       help='Agent kind.')
   fc_layer_params: Optional[Tuple[int, ...]] = setting(
-      help='DQN Q-network / SAC actor layer sizes.', unset=_TUTORIAL)
+      help='DQN Q-network / SAC and PPO actor layer sizes.', unset=_TUTORIAL)
   critic_fc_layer_params: Optional[Tuple[int, ...]] = setting(
-      help='SAC critic layer sizes.', unset=_TUTORIAL)
+      help='SAC critic / PPO value network layer sizes.', unset=_TUTORIAL)
   learning_rate: Optional[float] = setting(
       help='Adam learning rate (SAC: actor, critic and alpha).',
       unset=_TUTORIAL)
-  batch_size: Optional[int] = setting(help='Train batch size.',
-                                      unset=_TUTORIAL)
+  batch_size: Optional[int] = setting(
+      help='Train batch size (PPO: the minibatch, in env steps).',
+      unset=_TUTORIAL)
   gamma: Optional[float] = setting(help='Discount.', unset=_TUTORIAL)
   target_update_tau: Optional[float] = setting(
       help='Target network update rate.', unset=_TUTORIAL)
@@ -204,15 +215,73 @@ class ReplayConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class PPOConfig:
+  """PPO (--agent=ppo): on-policy iterations over a queue of sequences.
+
+  Actors write `sequence_length` consecutive steps of each env as one queue
+  item (episodes may end and start inside it) and pull weights after each.
+  The learner takes exactly `steps_per_iteration` env steps of items
+  collected at most `max_policy_lag` iterations ago, trains `num_epochs`
+  passes over them in minibatches of the agent's batch_size steps, and
+  pushes the new weights: one iteration. Older items are dropped and
+  counted.
+  """
+  steps_per_iteration: int = setting(
+      2048, flag='ppo_steps_per_iteration', lower_bound=1,
+      help='PPO: env steps the learner trains on per iteration, exactly.')
+  sequence_length: int = setting(
+      64, flag='ppo_sequence_length', lower_bound=2,
+      help='PPO: steps per queue item; actors pull weights after each.')
+  max_policy_lag: int = setting(
+      1, lower_bound=0, help='PPO: items collected with weights more than '
+      'this many iterations old are dropped (0: synchronous PPO).')
+  num_epochs: int = setting(
+      10, lower_bound=1, help='PPO: passes over each iteration\'s data.')
+  importance_ratio_clipping: float = setting(
+      0.2, lower_bound=0.0, help='PPO: the clipping epsilon of the '
+      'probability ratio.')
+  entropy_regularization: float = setting(
+      0.0, lower_bound=0.0, help='PPO: entropy bonus coefficient.')
+  gae_lambda: float = setting(
+      0.95, lower_bound=0.0, upper_bound=1.0,
+      help='PPO: lambda of generalized advantage estimation.')
+  normalize_observations: bool = setting(
+      True, help='PPO: normalize observations by running statistics.')
+  normalize_rewards: bool = setting(
+      True, help='PPO: normalize rewards by running statistics.')
+
+  def __post_init__(self):
+    _check_positive(self, 'steps_per_iteration', 'num_epochs')
+    _check(self.sequence_length >= 2,
+           f'ppo_sequence_length must be >= 2, got {self.sequence_length}')
+    _check(self.steps_per_iteration % self.sequence_length == 0,
+           f'ppo_steps_per_iteration ({self.steps_per_iteration}) must be a '
+           f'multiple of ppo_sequence_length ({self.sequence_length})')
+    _check(self.max_policy_lag >= 0,
+           f'max_policy_lag must be >= 0, got {self.max_policy_lag}')
+    _check(0.0 <= self.gae_lambda <= 1.0,
+           f'gae_lambda must be in [0, 1], got {self.gae_lambda}')
+
+  @property
+  def items_per_iteration(self) -> int:
+    return self.steps_per_iteration // self.sequence_length
+
+  def train_steps_per_iteration(self, batch_size: int) -> int:
+    """One train step per minibatch of each epoch."""
+    return self.num_epochs * self.steps_per_iteration // batch_size
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
   """How long to train and how often processes sync, save and evaluate."""
   max_train_steps: int = setting(20000,
                                  help='Training stops at this train step.')
   push_every_steps: int = setting(
-      100, help='The learner pushes weights every N train steps.')
+      100, help='The learner pushes weights every N train steps (PPO: '
+      'after every iteration).')
   pull_every_steps: int = setting(
       100, help='Collect actors pull weights every N steps of each of their '
-      'envs.')
+      'envs (PPO: after every sequence).')
   envs_per_actor: int = setting(
       1, help='Environments each collect actor steps in one batch, with one '
       'batched policy call per step.')
@@ -244,6 +313,7 @@ class ExperimentConfig:
   agent: AgentConfig = AgentConfig()
   replay: ReplayConfig = ReplayConfig()
   train: TrainConfig = TrainConfig()
+  ppo: PPOConfig = PPOConfig()
   seed: int = setting(0, help='Base seed; each collect actor adds its task '
                       'id.')
 
@@ -254,9 +324,38 @@ class ExperimentConfig:
     if self.replay.samples_per_insert is None:
       object.__setattr__(self, 'replay', dataclasses.replace(
           self.replay, samples_per_insert=float(self.agent.batch_size)))
+    if self.on_policy:
+      self._check_ppo()
+      return
     _check(self.agent.batch_size <= self.replay.capacity,
            f'batch_size ({self.agent.batch_size}) must not exceed the replay '
            f'capacity ({self.replay.capacity})')
+
+
+  @property
+  def on_policy(self) -> bool:
+    """PPO: the replay table is a queue of sequences, each trained on once."""
+    return self.agent.kind == 'ppo'
+
+  @property
+  def item_length(self) -> int:
+    """Steps per replay item: the agent's train sequence (off-policy), the
+    PPO sequence (on-policy)."""
+    if self.on_policy:
+      return self.ppo.sequence_length
+    return 2 if self.agent.kind == 'sac' else self.agent.n_step + 1
+
+  def _check_ppo(self) -> None:
+    ppo, batch_size = self.ppo, self.agent.batch_size
+    _check(ppo.steps_per_iteration % batch_size == 0,
+           f'ppo_steps_per_iteration ({ppo.steps_per_iteration}) must be a '
+           f'multiple of batch_size ({batch_size}, the minibatch)')
+    steps = ppo.train_steps_per_iteration(batch_size)
+    _check(self.train.max_train_steps % steps == 0,
+           f'with --agent=ppo, max_train_steps ({self.train.max_train_steps}) '
+           f'must be a multiple of the train steps per iteration ({steps} = '
+           f'num_epochs {ppo.num_epochs} x ppo_steps_per_iteration '
+           f'{ppo.steps_per_iteration} / batch_size {batch_size})')
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,6 +10,8 @@ from typing import Deque, Optional, Tuple, TYPE_CHECKING
 
 from common import run_dir
 from common.config import REPLAY_TABLE
+from common.config import STEP_COLUMN
+from common.config import VERSION_COLUMN
 
 if TYPE_CHECKING:
   import reverb  # pylint: disable=g-bad-import-order
@@ -25,6 +27,11 @@ class Snapshot:
   replay_capacity: int
   eval_step: Optional[int]
   eval_return: Optional[float]
+  steps_per_insert: int = 1  # On-policy items are sequences, back to back.
+
+  @property
+  def env_steps(self) -> int:
+    return self.inserts * self.steps_per_insert
 
 
 def take_snapshot(client: 'reverb.Client',
@@ -34,6 +41,7 @@ def take_snapshot(client: 'reverb.Client',
   table = client.server_info(timeout=5)[REPLAY_TABLE]
   rows = run_dir.read_eval_returns(csv_path) if csv_path else []
   last = rows[-1] if rows else None
+  signature = table.signature or {}
   return Snapshot(
       time=time.monotonic(),
       train_step=reverb_io.learner_train_step(client),
@@ -41,7 +49,9 @@ def take_snapshot(client: 'reverb.Client',
       replay_size=table.current_size,
       replay_capacity=table.max_size,
       eval_step=int(last['train_step']) if last else None,
-      eval_return=float(last['average_return']) if last else None)
+      eval_return=float(last['average_return']) if last else None,
+      steps_per_insert=(signature[STEP_COLUMN].shape[0]
+                        if VERSION_COLUMN in signature else 1))
 
 
 class StepRate:
@@ -96,12 +106,12 @@ def progress_line(start: float, previous: Optional[Snapshot], now: Snapshot,
   if previous is not None and now.time > previous.time:
     seconds = now.time - previous.time
     train_rate = ((now.train_step or 0) - (previous.train_step or 0)) / seconds
-    env_rate = (now.inserts - previous.inserts) / seconds
+    env_rate = (now.env_steps - previous.env_steps) / seconds
   evaluation = ('eval return -' if now.eval_return is None else
                 f'eval return {now.eval_return:.1f} @ {now.eval_step}')
   train_step = '-' if now.train_step is None else now.train_step
   line = (f'[{now.time - start:6.0f}s] train_step {train_step} '
-          f'({train_rate:.1f}/s) | env steps {now.inserts} ({env_rate:.1f}/s) '
+          f'({train_rate:.1f}/s) | env steps {now.env_steps} ({env_rate:.1f}/s) '
           f'| replay {now.replay_size}/{now.replay_capacity} | {evaluation}')
   if restarts is not None:
     line += f' | ETA {format_duration(eta_s)} | restarts {restarts}'

@@ -17,9 +17,10 @@ import numpy as np
 import tensorflow as tf
 import tree
 
+from common.config import STEP_COLUMN
+from common.config import VERSION_COLUMN
 from common.errors import UserError
 
-STEP_COLUMN = 'step'
 
 
 class LayoutError(UserError, ValueError):
@@ -38,11 +39,14 @@ class _Field:
 class ReplayLayout:
   """Packs steps of `data_spec` into byte vectors and unpacks them again;
   an item is `sequence_length` consecutive steps (2: a transition, as in the
-  tutorials; n + 1 for n-step returns)."""
+  tutorials; n + 1 for n-step returns; PPO's sequences), and with
+  `policy_version` the version of the weights that collected them."""
 
-  def __init__(self, data_spec, sequence_length: int = 2):
+  def __init__(self, data_spec, sequence_length: int = 2,
+               policy_version: bool = False):
     self.data_spec = data_spec
     self.sequence_length = sequence_length
+    self.policy_version = policy_version
     fields, offset = [], 0
     for path, spec in tree.flatten_with_path(data_spec):
       name = '/'.join(map(str, path))
@@ -64,9 +68,13 @@ class ReplayLayout:
 
   @property
   def signature(self) -> dict:
-    """The replay table's signature: sequence_length packed steps."""
-    return {STEP_COLUMN: tf.TensorSpec([self.sequence_length, self.step_bytes],
-                                       tf.uint8)}
+    """The replay table's signature: sequence_length packed steps (and the
+    policy version)."""
+    signature = {STEP_COLUMN: tf.TensorSpec(
+        [self.sequence_length, self.step_bytes], tf.uint8)}
+    if self.policy_version:
+      signature[VERSION_COLUMN] = tf.TensorSpec([], tf.int64)
+    return signature
 
   def pack(self, step) -> np.ndarray:
     """A step (a nest like data_spec, numpy leaves, with any batch dims in

@@ -1,7 +1,8 @@
 """Talking to the Reverb server: connecting, checking tables, syncing weights."""
+import concurrent.futures
 import threading
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from absl import logging
 import numpy as np
@@ -223,10 +224,43 @@ class ServerWatch:
         away_since = None
 
 
-class WeightsSync:
-  """Pushes or pulls the policy variables + train_step through Reverb."""
+class StoppableCalls:
+  """Runs blocking Reverb calls in one worker thread, so that the caller can
+  leave a call the server will never answer when it is asked to stop.
 
-  def __init__(self, address: str, variables: Dict):
+  Reverb's clients wait for a server that went away until it comes back:
+  right for a restart, but a process stopping together with its server (a
+  launcher's Ctrl-C, docker compose down) would sit in a push or a pull
+  until its forced exit. A call left behind ends with the process.
+  """
+
+  def __init__(self, should_stop: Callable[[], bool], poll_s: float = 0.5):
+    self._executor = concurrent.futures.ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix='reverb-call')
+    self._should_stop = should_stop
+    self._poll_s = poll_s
+
+  def call(self, fn: Callable[[], Any]) -> Any:
+    """fn(), or InterruptedError once a stop is requested while it runs."""
+    future = self._executor.submit(fn)
+    while True:
+      try:
+        return future.result(timeout=self._poll_s)
+      except concurrent.futures.TimeoutError:
+        if self._should_stop():
+          raise InterruptedError(
+              'stopped while the Reverb server did not answer') from None
+
+
+class WeightsSync:
+  """Pushes or pulls the policy variables + train_step through Reverb.
+
+  Until `should_stop()`: then a push or pull the server does not answer
+  gives up (see StoppableCalls).
+  """
+
+  def __init__(self, address: str, variables: Dict,
+               should_stop: Callable[[], bool] = lambda: False):
     self._container = reverb_variable_container.ReverbVariableContainer(
         address, table_names=[VARIABLES_TABLE])
     self._client = reverb.Client(address)
@@ -234,25 +268,29 @@ class WeightsSync:
     self._flat_variables = tf.nest.flatten(variables)
     self._version_index = [path for path, _ in tree.flatten_with_path(
         variables)].index((TRAIN_STEP_KEY,))
+    self._should_stop = should_stop
+    self._calls = StoppableCalls(should_stop)
 
   @property
   def version(self) -> int:
     """The train_step the local weights come from."""
     return int(self._variables[TRAIN_STEP_KEY].numpy())
 
-  def push(self, should_stop: Callable[[], bool] = lambda: False) -> bool:
+  def push(self) -> bool:
     """Pushes the variables; whether they were pushed.
 
     A push the server cut off by going away (a restart) is retried every
-    second until it answers again, or until `should_stop()`.
+    second until it answers again, or until a stop is requested.
     """
     last_log = None
     while True:
       try:
-        self._container.push(self._variables)
+        self._calls.call(lambda: self._container.push(self._variables))
         return True
+      except InterruptedError:
+        return False
       except (tf.errors.OpError, reverb.errors.ReverbError) as e:
-        if should_stop():
+        if self._should_stop():
           return False
         if last_log is None or time.monotonic() - last_log >= 10:
           logging.warning('Pushing weights failed (%s); retrying until the '
@@ -265,23 +303,23 @@ class WeightsSync:
 
     One sample with the Python client and an assign per variable, none when
     the version is the one held: half the CPU of TF-Agents' container pull.
+    Raises InterruptedError when stopped during a pull the server does not
+    answer.
     """
-    values = next(self._client.sample(VARIABLES_TABLE, num_samples=1,
-                                      emit_timesteps=False)).data
+    values = self._calls.call(lambda: next(self._client.sample(
+        VARIABLES_TABLE, num_samples=1, emit_timesteps=False)).data)
     version = int(np.reshape(values[self._version_index], -1)[0])
     if version != self.version:
       for variable, value in zip(self._flat_variables, values):
         variable.assign(np.reshape(value, variable.shape))
     return version
 
-  def wait_and_pull(self, timeout_s: float,
-                    should_stop: Callable[[], bool] = lambda: False,
-                    log_every_s: float = 10.0) -> int:
+  def wait_and_pull(self, timeout_s: float, log_every_s: float = 10.0) -> int:
     """Blocks until the learner pushed weights, then pulls them."""
     start = last_log = time.monotonic()
     while self._client.server_info()[VARIABLES_TABLE].current_size == 0:
       waited = time.monotonic() - start
-      if should_stop():
+      if self._should_stop():
         raise InterruptedError('stopped while waiting for weights')
       if waited > timeout_s:
         raise WeightsTimeoutError(

@@ -30,12 +30,15 @@ class ExperimentSpecs:
   action_spec: types.NestedTensorSpec
   collect_data_spec: types.NestedTensorSpec
   variables_signature: types.NestedTensorSpec
-  sequence_length: int  # Steps per replay item: the agent's train sequence.
+  sequence_length: int  # Steps per replay item (ExperimentConfig.item_length).
+  on_policy: bool  # Items carry their policy version, in a queue (PPO).
+  queue_size: int  # On-policy: items the queue holds, one iteration's.
 
   @functools.cached_property
   def replay_layout(self) -> ReplayLayout:
     """How actors store collect data and the learner reads it back."""
-    return ReplayLayout(self.collect_data_spec, self.sequence_length)
+    return ReplayLayout(self.collect_data_spec, self.sequence_length,
+                        policy_version=self.on_policy)
 
   @property
   def replay_signature(self) -> types.NestedTensorSpec:
@@ -49,8 +52,9 @@ def variables_nest(agent, train_step: tf.Variable) -> dict:
           TRAIN_STEP_KEY: train_step}
 
 
-def specs_of(agent, train_step: tf.Variable) -> ExperimentSpecs:
-  """The specs of an already built agent."""
+def specs_of(config: ExperimentConfig, agent,
+             train_step: tf.Variable) -> ExperimentSpecs:
+  """The specs of `config`'s already built agent."""
   signature = tf.nest.map_structure(
       lambda v: tf.TensorSpec(v.shape, v.dtype),
       variables_nest(agent, train_step))
@@ -59,7 +63,9 @@ def specs_of(agent, train_step: tf.Variable) -> ExperimentSpecs:
       action_spec=agent.action_spec,
       collect_data_spec=agent.collect_data_spec,
       variables_signature=signature,
-      sequence_length=agent.train_sequence_length)
+      sequence_length=config.item_length,
+      on_policy=config.on_policy,
+      queue_size=config.ppo.items_per_iteration)
 
 
 def derive_specs(config: ExperimentConfig) -> ExperimentSpecs:
@@ -67,13 +73,17 @@ def derive_specs(config: ExperimentConfig) -> ExperimentSpecs:
   env = envs.load_env(config.env, seed=config.seed)
   agent, train_step = agents.make_agent(config, env)
   env.close()
-  return specs_of(agent, train_step)
+  return specs_of(config, agent, train_step)
 
 
 def replay_table(config: ReplayConfig,
                  specs: ExperimentSpecs) -> reverb.Table:
   """The experience table: uniform or prioritized sampling, FIFO removal,
-  rate limited."""
+  rate limited; on-policy, a queue of one iteration's items (each sampled
+  once, in order; actors wait while it is full)."""
+  if specs.on_policy:
+    return reverb.Table.queue(REPLAY_TABLE, max_size=specs.queue_size,
+                              signature=specs.replay_signature)
   if config.rate_limiter == 'sample_to_insert':
     limiter = reverb.rate_limiters.SampleToInsertRatio(
         samples_per_insert=config.samples_per_insert,

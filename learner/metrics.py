@@ -1,6 +1,7 @@
 """What the learner measures besides the losses: its wait for data and the
 replay table's rates, as TensorBoard summaries."""
 import time
+from typing import Callable
 
 import reverb
 import tensorflow as tf
@@ -38,10 +39,11 @@ class TimedIterator:
 class LearnerSummaries:
   """Writes Learner/* and Reverb/* scalars at every call of `write`."""
 
-  def __init__(self, client: reverb.Client, timed: TimedIterator,
+  def __init__(self, client: reverb.Client, waited_s: Callable[[], float],
                train_step: int):
+    """`waited_s()`: the seconds training has waited for data so far."""
     self._client = client
-    self._timed = timed
+    self._waited_s = waited_s
     self._last = self._read(train_step)
 
   def write(self, train_step: int) -> dict:
@@ -69,7 +71,7 @@ class LearnerSummaries:
     table = self._client.server_info(timeout=10)[REPLAY_TABLE]
     limiter = table.rate_limiter_info
     return {'time': time.monotonic(), 'step': train_step,
-            'waited': float(self._timed.waited_s.numpy()),
+            'waited': self._waited_s(),
             'size': table.current_size,
             'inserts': limiter.insert_stats.completed,
             'samples': limiter.sample_stats.completed}

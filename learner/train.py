@@ -1,5 +1,6 @@
 """The learner loop: sample from Reverb, train, push weights, checkpoint."""
 import dataclasses
+import functools
 import threading
 from typing import Optional
 
@@ -25,6 +26,7 @@ from common.config import StrategyConfig
 from common.config import TrainConfig
 from common.errors import UserError
 from learner import metrics as learner_metrics
+from learner import on_policy
 from learner import priorities
 from learner import PUSHED_WEIGHTS_LOG
 from learner import replay_input
@@ -103,6 +105,8 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
   run_dir.ensure_writable_dir(settings.root_dir)
   env = envs.load_env(config.env, seed=config.seed)
   strategy = make_strategy(settings.strategy, settings.connect_timeout_s)
+  if config.on_policy:
+    on_policy.check_single_replica(strategy)
   per_replica_batch = replay_input.per_replica_batch(
       config.agent.batch_size, strategy.num_replicas_in_sync)
   # The agent's initial weights: Keras initializers draw their seeds from
@@ -111,27 +115,24 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
   with strategy.scope():
     agent, train_step = agents.make_agent(config, env)
   env.close()
-  specs = specs_lib.specs_of(agent, train_step)
+  specs = specs_lib.specs_of(config, agent, train_step)
   reverb_io.connect(settings.reverb_address, settings.connect_timeout_s,
                     expected=specs)
   reverb_io.ServerWatch(settings.reverb_address, stop)
 
-  prioritized = priorities.prioritized_training(config.replay,
-                                                settings.reverb_address)
-  timed_experience = learner_metrics.TimedIterator(
-      replay_input.distributed_replay(
-          strategy, settings.reverb_address, specs.replay_layout,
-          per_replica_batch, settings.sampling,
-          prioritized and prioritized.importance))
   # The Learner restores its last checkpoint; the saving is ours (below),
   # so that the final save has a handle of its own.
-  learner = tfa_learner.Learner(
-      settings.root_dir, train_step, agent, checkpoint_interval=0,
-      summary_interval=config.train.log_every_steps, strategy=strategy,
-      **(prioritized.learner_kwargs if prioritized else {}))
-  if prioritized:  # beta follows the (restored) train_step.
-    prioritized.importance(train_step.numpy())
-    learner.triggers.append(prioritized.importance)
+  make_learner = functools.partial(
+      tfa_learner.Learner, settings.root_dir, train_step, agent,
+      checkpoint_interval=0, summary_interval=config.train.log_every_steps,
+      strategy=strategy)
+  if config.on_policy:
+    training = _PPOTraining(config, settings.reverb_address, agent,
+                            specs.replay_layout, make_learner(), stop)
+  else:
+    training = _off_policy_training(config, settings, strategy, specs,
+                                    per_replica_batch, make_learner)
+  learner = training.learner
   with strategy.scope():
     checkpointer = tfa_common.Checkpointer(
         run_dir.checkpoints_dir(settings.root_dir),
@@ -141,7 +142,8 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
       lambda: checkpointer.save(train_step), start=int(train_step.numpy()))
   learner.triggers.append(save_checkpoint)
   weights = reverb_io.WeightsSync(
-      settings.reverb_address, specs_lib.variables_nest(agent, train_step))
+      settings.reverb_address, specs_lib.variables_nest(agent, train_step),
+      lambda: stop.requested)
   weights.push()
   logging.info('%s %d; training to step %d', PUSHED_WEIGHTS_LOG,
                weights.version, config.train.max_train_steps)
@@ -149,16 +151,16 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
                     settings.stall_log_s)
   start_step = int(train_step.numpy())
   summaries = learner_metrics.LearnerSummaries(
-      reverb.Client(settings.reverb_address), timed_experience, start_step)
-  _first_train_step(config, learner, timed_experience, weights, stop)
+      reverb.Client(settings.reverb_address), training.waited_s, start_step)
+  _first_train_step(config, training, weights, stop)
   # Writing the SavedModels (unless an earlier run on this root_dir did) costs
   # about a second of CPU: after the first train step, not before it.
   save_policies = triggers.PolicySavedModelTrigger(
       run_dir.policies_dir(settings.root_dir), agent, train_step,
       interval=config.train.policy_save_every_steps, start=start_step)
   learner.triggers.append(save_policies)
-  _train_loop(config, learner, timed_experience, weights, summaries, stop,
-              last_log_step=start_step, prioritized=prioritized)
+  _train_loop(config, training, weights, summaries, stop,
+              last_log_step=start_step)
   step = int(train_step.numpy())
   save_checkpoint(step, force_trigger=True)
   # The SavedModels are written; this only adds a policy checkpoint, quick
@@ -168,6 +170,70 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
   logging.info('Learner finished at train_step %d (%s)', step,
                stop.reason or 'max_train_steps reached')
   return step
+
+
+class _OffPolicyTraining:
+  """Train steps on batches sampled from the replay table."""
+
+  def __init__(self, learner, experience: learner_metrics.TimedIterator,
+               train: TrainConfig, prioritized):
+    self.learner = learner
+    self._experience = experience
+    self._train = train
+    self._prioritized = prioritized
+
+  def run(self, first: bool = False):
+    """Train steps up to the next push (one, the first time)."""
+    steps = 1 if first else steps_to_next_push(self.learner.train_step_numpy,
+                                               self._train)
+    return self.learner.run(iterations=steps, iterator=self._experience)
+
+  def waited_s(self) -> float:
+    return float(self._experience.waited_s.numpy())
+
+  def log_progress(self, step: int) -> None:
+    if self._prioritized:
+      logging.info('train_step=%d %s', step, self._prioritized.describe())
+
+
+def _off_policy_training(config, settings, strategy, specs, per_replica_batch,
+                         make_learner) -> _OffPolicyTraining:
+  prioritized = priorities.prioritized_training(config.replay,
+                                                settings.reverb_address)
+  experience = learner_metrics.TimedIterator(
+      replay_input.distributed_replay(
+          strategy, settings.reverb_address, specs.replay_layout,
+          per_replica_batch, settings.sampling,
+          prioritized and prioritized.importance))
+  learner = make_learner(
+      **(prioritized.learner_kwargs if prioritized else {}))
+  if prioritized:  # beta follows the (restored) train_step.
+    prioritized.importance(learner.train_step_numpy)
+    learner.triggers.append(prioritized.importance)
+  return _OffPolicyTraining(learner, experience, config.train, prioritized)
+
+
+class _PPOTraining:
+  """One PPO iteration per run, between pushes."""
+
+  def __init__(self, config, address, agent, layout, learner, stop):
+    self.learner = learner
+    self._reader = on_policy.QueueReader(address, layout,
+                                         lambda: stop.requested)
+    self._iterations = on_policy.PPOIterations(config, agent, learner,
+                                               self._reader, layout)
+
+  def run(self, first: bool = False):
+    del first  # Every run is one iteration.
+    return self._iterations.run()
+
+  def waited_s(self) -> float:
+    return self._reader.waited_s
+
+  def log_progress(self, step: int) -> None:
+    for tag, value in self._iterations.summaries().items():
+      tf.summary.scalar(tag, value, step=step)
+    logging.info('train_step=%d %s', step, self._iterations.describe())
 
 
 def _watch_for_stalls(address, train_step, stop, every_s) -> None:
@@ -191,15 +257,20 @@ def _watch_for_stalls(address, train_step, stop, every_s) -> None:
   threading.Thread(target=watch, daemon=True, name='stall-watch').start()
 
 
-def _first_train_step(config, learner, experience, weights, stop) -> None:
-  """One train step and a push, logged: actors act on trained weights, and
-  the launcher starts the rest of the job, as soon as training runs."""
-  if learner.train_step_numpy >= config.train.max_train_steps or (
+def _first_train_step(config, training, weights, stop) -> None:
+  """One train step (PPO: iteration) and a push, logged: actors act on
+  trained weights, and the launcher starts the rest of the job, as soon as
+  training runs."""
+  if training.learner.train_step_numpy >= config.train.max_train_steps or (
       stop.requested):
     return
-  learner.run(iterations=1, iterator=experience)
-  weights.push(lambda: stop.requested)
-  logging.info('%s (train_step %d)', TRAINING_LOG, learner.train_step_numpy)
+  try:
+    training.run(first=True)
+  except on_policy.QueueStopped:
+    return
+  weights.push()
+  logging.info('%s (train_step %d)', TRAINING_LOG,
+               training.learner.train_step_numpy)
 
 
 def steps_to_next_push(step: int, train: TrainConfig) -> int:
@@ -209,20 +280,23 @@ def steps_to_next_push(step: int, train: TrainConfig) -> int:
              train.max_train_steps - step)
 
 
-def _train_loop(config, learner, experience, weights, summaries, stop,
-                last_log_step, prioritized) -> None:
+def _train_loop(config, training, weights, summaries, stop,
+                last_log_step) -> None:
   train = config.train
+  learner = training.learner
   step = learner.train_step_numpy
   while step < train.max_train_steps and not stop.requested:
-    loss = learner.run(iterations=steps_to_next_push(step, train),
-                       iterator=experience)
-    weights.push(lambda: stop.requested)
+    try:
+      loss = training.run()
+    except on_policy.QueueStopped:
+      break
+    weights.push()
     step = learner.train_step_numpy
     if step - last_log_step >= train.log_every_steps or (
         step >= train.max_train_steps):
       _log_progress(learner, summaries, step, float(loss.loss))
-      if prioritized:
-        logging.info('train_step=%d %s', step, prioritized.describe())
+      with learner.train_summary_writer.as_default():
+        training.log_progress(step)
       last_log_step = step
 
 

@@ -21,7 +21,7 @@ def print_final(snapshot: Optional[Snapshot], root_dir: str) -> None:
   last = ('-' if snapshot.eval_return is None else
           f'{snapshot.eval_return:.1f} @ {snapshot.eval_step}')
   print(f'Finished: train_step {snapshot.train_step}, env steps '
-        f'{snapshot.inserts}, replay {snapshot.replay_size}, last eval return '
+        f'{snapshot.env_steps}, replay {snapshot.replay_size}, last eval return '
         f'{last}, best {best}', flush=True)
 
 

@@ -85,7 +85,7 @@ def test_tpu_strategy_needs_an_address():
 
 def test_unknown_kinds_are_rejected():
   with pytest.raises(cfg.ConfigError, match='agent must be one of'):
-    cfg.AgentConfig('ppo')
+    cfg.AgentConfig('a2c')
   with pytest.raises(cfg.ConfigError, match='env suite must be one of'):
     cfg.EnvConfig('CartPole-v0', suite='atari')
   with pytest.raises(cfg.ConfigError, match='rate_limiter must be one of'):
@@ -124,7 +124,10 @@ def test_experiment_flags_are_the_flagfile_interface():
       'replay_checkpoint_every_s', 'max_train_steps', 'push_every_steps',
       'pull_every_steps', 'envs_per_actor', 'checkpoint_every_steps',
       'policy_save_every_steps', 'eval_every_steps', 'eval_episodes',
-      'log_every_steps', 'seed'])
+      'log_every_steps', 'ppo_steps_per_iteration', 'ppo_sequence_length',
+      'max_policy_lag', 'num_epochs', 'importance_ratio_clipping',
+      'entropy_regularization', 'gae_lambda', 'normalize_observations',
+      'normalize_rewards', 'seed'])
 
 
 def test_process_settings_are_read_from_the_flags_their_fields_make():

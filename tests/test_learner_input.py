@@ -30,7 +30,7 @@ def test_distributed_batches_have_static_shapes(agent, env, suite, tmp_path):
   py_env = envs.load_env(config.env)
   agent_, train_step = agents.make_agent(config, py_env)
   py_env.close()
-  layout = specs_lib.specs_of(agent_, train_step).replay_layout
+  layout = specs_lib.specs_of(config, agent_, train_step).replay_layout
   port = unused_port()
   server = ReplayServer(config, ServerSettings(
       port=port, checkpoint_dir=str(tmp_path / 'checkpoints')))

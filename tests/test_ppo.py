@@ -1,0 +1,252 @@
+"""PPO over a Reverb queue: the config's checks, the queue's order, the
+learner's staleness rule, and a real learner's exact iterations."""
+import os
+import re
+import signal
+import time
+
+from absl import flags
+import numpy as np
+import pytest
+import reverb
+import tensorflow as tf
+from tf_agents.trajectories import trajectory
+
+from actor.fast_policy import FastPyPolicy
+from actor.replay_writer import SequenceWriter
+from benchmarks.targets import flagfile_path
+from common import agents
+from common import cli
+from common import envs
+from common import reverb_io
+from common import specs as specs_lib
+from common.config import REPLAY_TABLE
+from common.errors import ConfigError
+from learner import on_policy
+from tests.helpers import scalar_values
+from tests.helpers import start_module
+from tests.helpers import stop_processes
+from tests.helpers import unused_port
+
+PPO_FLAGS = flagfile_path('cartpole_ppo')
+# 4 items of 64 steps per iteration; 2 epochs of 4 minibatches: 8 train
+# steps per iteration.
+_SMALL = ['--ppo_steps_per_iteration=256', '--ppo_sequence_length=64',
+          '--batch_size=64', '--num_epochs=2', '--envs_per_actor=1']
+
+
+def _config(*args):
+  return cli.parse_experiment([f'--flagfile={PPO_FLAGS}', *_SMALL, *args])
+
+
+def test_policy_lag_counts_iterations_and_flags_unknown_versions():
+  # 8 train steps per iteration; the learner is at step 32.
+  assert on_policy.policy_lag(32, 32, 8) == 0
+  assert on_policy.policy_lag(24, 32, 8) == 1
+  assert on_policy.policy_lag(0, 32, 8) == 4
+  assert on_policy.policy_lag(40, 32, 8) < 0  # Pushed by a lost future.
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--ppo_steps_per_iteration=200'], 'multiple of ppo_sequence_length'),
+    (['--ppo_steps_per_iteration=320', '--ppo_sequence_length=64',
+      '--batch_size=128'], 'multiple of batch_size'),
+    (['--max_train_steps=100'], 'multiple of the train steps per iteration'),
+    (['--replay_sampler=prioritized'], 'needs --agent=dqn'),
+    (['--ppo_sequence_length=1'], 'ppo_sequence_length'),
+])
+def test_bad_ppo_settings_are_one_clear_error(args, message):
+  with pytest.raises((ConfigError, flags.Error), match=re.escape(message)):
+    _config(*args)
+
+
+def test_ppo_takes_discrete_and_continuous_actions():
+  for env_name in ('CartPole-v0', 'Pendulum-v1'):
+    config = _config(f'--env={env_name}')
+    specs = specs_lib.derive_specs(config)
+    assert set(specs.collect_data_spec.policy_info) == {
+        'dist_params', 'value_prediction'}
+    assert specs.replay_signature['policy_version'].dtype == tf.int64
+    assert specs.replay_signature['step'].shape[0] == 64
+
+
+def test_the_table_is_a_queue_of_one_iteration():
+  config = _config()
+  table = specs_lib.replay_table(config.replay,
+                                 specs_lib.derive_specs(config)).info
+  assert table.max_size == config.ppo.items_per_iteration == 4
+  assert table.max_times_sampled == 1
+  assert 'fifo' in str(table.sampler_options).lower()
+
+
+class _TwoReplicas:
+  num_replicas_in_sync = 2
+
+
+def test_more_than_one_replica_is_refused():
+  with pytest.raises(ConfigError, match='trains on one replica'):
+    on_policy.check_single_replica(_TwoReplicas())
+
+
+class _Reader:
+  def __init__(self, versions):
+    self.versions = list(versions)
+
+  def next_item(self):
+    return np.full([2, 3], len(self.versions), np.uint8), self.versions.pop(0)
+
+
+class _Learner:
+  train_step_numpy = 16
+
+
+def test_items_beyond_the_lag_bound_are_dropped_and_counted():
+  # 2 items per iteration, 8 train steps each; the learner is at 16.
+  config = _config('--ppo_steps_per_iteration=128', '--num_epochs=4',
+                   '--max_policy_lag=1')
+  reader = _Reader([0, 8, 24, 16, 0, 8])
+  iterations = on_policy.PPOIterations(config, None, _Learner(), reader, None)
+  items = iterations._take_fresh_items()  # pylint: disable=protected-access
+  # Version 0 is 2 iterations old, 24 is from a step this learner never
+  # pushed: both dropped; 8 (lag 1) and 16 (lag 0) kept, in order.
+  assert [int(item[0, 0]) for item in items] == [5, 3]
+  assert iterations.stale_items_dropped == 2
+  assert reader.versions == [0, 8]  # Nothing taken beyond the iteration.
+
+
+def _cartpole_sequences(config, layout, count):
+  """`count` sequences of real CartPole steps from the collect policy."""
+  env = envs.load_env(config.env, seed=0)
+  agent, _ = agents.make_agent(config, env)
+  policy = FastPyPolicy(agent.collect_policy, batched=False)
+  time_step = env.reset()
+  for _ in range(count * layout.sequence_length):
+    action_step = policy.action(time_step)
+    next_time_step = env.step(action_step.action)
+    yield trajectory.from_transition(time_step, action_step, next_time_step)
+    time_step = next_time_step
+
+
+def _write(config, address, versions):
+  """One sequence per version, written by the actors' SequenceWriter."""
+  specs = specs_lib.derive_specs(config)
+  client = reverb.Client(address)
+  version = iter(versions)
+  current = [None]
+  writer = SequenceWriter(client, specs.replay_layout, lambda: False,
+                          lambda: current[0])
+  steps = _cartpole_sequences(config, specs.replay_layout, len(versions))
+  for index, step in enumerate(steps):
+    if index % specs.replay_layout.sequence_length == 0:
+      current[0] = next(version)
+    writer(step)
+  writer.close(flush_timeout_s=10)
+
+
+def test_the_queue_hands_out_each_item_once_in_order():
+  config = _config()
+  specs = specs_lib.derive_specs(config)
+  server = reverb.Server([specs_lib.replay_table(config.replay, specs),
+                          specs_lib.variables_table(specs)])
+  address = f'localhost:{server.port}'
+  try:
+    _write(config, address, [3, 1, 4, 1])
+    stop = []
+    reader = on_policy.QueueReader(address, specs.replay_layout,
+                                   lambda: bool(stop))
+    taken = [reader.next_item() for _ in range(4)]
+    assert [version for _, version in taken] == [3, 1, 4, 1]
+    assert all(packed.shape == (64, specs.replay_layout.step_bytes)
+               for packed, _ in taken)
+    info = reverb.Client(address).server_info()[REPLAY_TABLE]
+    assert info.current_size == 0
+    assert info.rate_limiter_info.sample_stats.completed == 4
+    # Empty: the reader waits, and a stop request ends the wait.
+    stop.append(True)
+    started = time.monotonic()
+    with pytest.raises(on_policy.QueueStopped):
+      reader.next_item()
+    assert time.monotonic() - started < 5
+  finally:
+    server.stop()
+
+
+@pytest.mark.slow
+def test_learner_trains_exact_iterations_and_drops_stale_items(tmp_path):
+  """A real server and learner; the test writes the items, with chosen
+  versions. Synchronous PPO (lag 0): after the first iteration, items of
+  version 0 are stale."""
+  config = _config('--max_policy_lag=0', '--max_train_steps=16')
+  experiment = [f'--flagfile={PPO_FLAGS}', *_SMALL, '--max_policy_lag=0',
+                '--max_train_steps=16', '--log_every_steps=8']
+  port = unused_port()
+  address = f'localhost:{port}'
+  processes = [start_module('reverb_server', [*experiment, f'--port={port}'],
+                            str(tmp_path / 'server.log'))]
+  try:
+    client = reverb_io.connect(address, timeout_s=120)
+    processes.append(start_module(
+        'learner', [*experiment, f'--reverb_address={address}',
+                    f'--root_dir={tmp_path}'], str(tmp_path / 'learner.log')))
+    _wait_for(lambda: reverb_io.learner_train_step(client) == 0, processes)
+    _write(config, address, [0] * 4)  # Iteration 1: 4 fresh items.
+    _wait_for(lambda: reverb_io.learner_train_step(client) == 8, processes)
+    _write(config, address, [0] * 3 + [8] * 4)  # 3 stale, then iteration 2.
+    assert processes[1].wait(timeout=120) == 0
+    log = (tmp_path / 'learner.log').read_text()
+    assert ('train_step=16 PPO: 2 iterations, 512 env steps trained (256 '
+            'each), 3 stale items dropped') in log, log[-3000:]
+    assert 'Learner finished at train_step 16' in log
+    summaries = str(tmp_path / 'train')  # Written at the last step.
+    assert scalar_values(summaries, 'Learner/stale_items_dropped') == [3]
+    assert scalar_values(summaries, 'Learner/env_steps_trained') == [512]
+    # Each of the 11 items was handed out once: all taken, none left.
+    info = client.server_info()[REPLAY_TABLE]
+    assert info.rate_limiter_info.insert_stats.completed == 11
+    assert info.rate_limiter_info.sample_stats.completed == 11
+    assert info.current_size == 0
+  finally:
+    stop_processes(processes)
+
+
+@pytest.mark.slow
+def test_sigterm_while_waiting_on_the_queue_saves_what_was_trained(tmp_path):
+  config = _config()
+  experiment = [f'--flagfile={PPO_FLAGS}', *_SMALL]
+  port = unused_port()
+  address = f'localhost:{port}'
+  processes = [start_module('reverb_server', [*experiment, f'--port={port}'],
+                            str(tmp_path / 'server.log'))]
+  try:
+    client = reverb_io.connect(address, timeout_s=120)
+    processes.append(start_module(
+        'learner', [*experiment, f'--reverb_address={address}',
+                    f'--root_dir={tmp_path}'], str(tmp_path / 'learner.log')))
+    _wait_for(lambda: reverb_io.learner_train_step(client) == 0, processes)
+    _write(config, address, [0] * 4)  # One iteration, then an empty queue.
+    _wait_for(lambda: reverb_io.learner_train_step(client) == 8, processes)
+    learner = processes[1]
+    learner.send_signal(signal.SIGTERM)
+    stopping = time.monotonic()
+    assert learner.wait(timeout=40) == 0
+    # Within the queue's wait slice, not the 20 s forced exit.
+    assert time.monotonic() - stopping < 10
+    log = (tmp_path / 'learner.log').read_text()
+    assert 'Learner finished at train_step 8 (received SIGTERM)' in log
+    assert os.path.exists(tmp_path / 'train' / 'checkpoints' / 'ckpt-8.index')
+  finally:
+    stop_processes(processes)
+
+
+def _wait_for(condition, processes, timeout_s=120):
+  deadline = time.monotonic() + timeout_s
+  while True:
+    try:
+      if condition():
+        return
+    except reverb.errors.DeadlineExceededError:
+      pass
+    for process in processes:
+      assert process.poll() is None, f'{process.args} exited'
+    assert time.monotonic() < deadline, 'timed out'
+    time.sleep(0.2)
