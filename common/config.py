@@ -233,7 +233,7 @@ class PPOConfig:
       64, flag='ppo_sequence_length', lower_bound=2,
       help='PPO: steps per queue item; actors pull weights after each.')
   max_policy_lag: int = setting(
-      1, lower_bound=0, help='PPO: items collected with weights more than '
+      0, lower_bound=0, help='PPO: items collected with weights more than '
       'this many iterations old are dropped (0: synchronous PPO).')
   num_epochs: int = setting(
       10, lower_bound=1, help='PPO: passes over each iteration\'s data.')

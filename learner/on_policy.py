@@ -97,16 +97,17 @@ class QueueReader:
       self.waited_s += time.monotonic() - start
 
 
-class PPOIterations:
-  """Runs PPO iterations with TF-Agents' Learner (its checkpoint restore,
-  summaries and triggers); counts what it trained on and dropped."""
+class PPOTraining:
+  """PPO iterations with TF-Agents' Learner (its checkpoint restore,
+  summaries and triggers): one per `run`, between the learner's pushes;
+  counts what it trained on and dropped."""
 
   def __init__(self, config: ExperimentConfig, agent, learner,
                reader: QueueReader, layout: ReplayLayout):
     ppo = config.ppo
+    self.learner = learner
     self._ppo = ppo
     self._agent = agent
-    self._learner = learner
     self._reader = reader
     self._layout = layout
     self._batch_size = config.agent.batch_size
@@ -117,8 +118,9 @@ class PPOIterations:
     self.stale_items_dropped = 0
     self._prepare = tf.function(self._prepare_steps, autograph=False)
 
-  def run(self):
+  def run(self, first: bool = False):
     """One iteration; returns the loss info of its last train step."""
+    del first  # Every run is one iteration.
     items = self._take_fresh_items()
     steps = self._prepare(tf.constant(np.stack(items)))
     num_steps = self._ppo.steps_per_iteration
@@ -127,14 +129,29 @@ class PPOIterations:
                    .repeat(self._ppo.num_epochs)
                    .batch(self._batch_size, drop_remainder=True)
                    .map(lambda step: (step, ())))
-    loss = self._learner.run(iterations=self.train_steps_per_iteration,
-                             iterator=iter(minibatches))
+    loss = self.learner.run(iterations=self.train_steps_per_iteration,
+                            iterator=iter(minibatches))
     self.iterations += 1
     self.env_steps_trained += num_steps
     return loss
 
+  def waited_s(self) -> float:
+    """Seconds spent waiting for the queue so far."""
+    return self._reader.waited_s
+
+  def log_progress(self, step: int) -> None:
+    """The PPO counters as summaries and a log line."""
+    tf.summary.scalar('Learner/stale_items_dropped', self.stale_items_dropped,
+                      step=step)
+    tf.summary.scalar('Learner/env_steps_trained', self.env_steps_trained,
+                      step=step)
+    logging.info('train_step=%d PPO: %d iterations, %d env steps trained (%d '
+                 'each), %d stale items dropped', step, self.iterations,
+                 self.env_steps_trained, self._ppo.steps_per_iteration,
+                 self.stale_items_dropped)
+
   def _take_fresh_items(self) -> List[np.ndarray]:
-    train_step = self._learner.train_step_numpy
+    train_step = self.learner.train_step_numpy
     items = []
     while len(items) < self._ppo.items_per_iteration:
       packed, version = self._reader.next_item()
@@ -154,12 +171,3 @@ class PPOIterations:
     trajectory = self._agent.preprocess_sequence(trajectory)
     return tf.nest.map_structure(
         lambda t: tf.reshape(t, [-1, 1, *t.shape[2:]]), trajectory)
-
-  def describe(self) -> str:
-    return (f'PPO: {self.iterations} iterations, {self.env_steps_trained} '
-            f'env steps trained ({self._ppo.steps_per_iteration} each), '
-            f'{self.stale_items_dropped} stale items dropped')
-
-  def summaries(self) -> dict:
-    return {'Learner/stale_items_dropped': self.stale_items_dropped,
-            'Learner/env_steps_trained': self.env_steps_trained}

@@ -127,8 +127,10 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
       checkpoint_interval=0, summary_interval=config.train.log_every_steps,
       strategy=strategy)
   if config.on_policy:
-    training = _PPOTraining(config, settings.reverb_address, agent,
-                            specs.replay_layout, make_learner(), stop)
+    reader = on_policy.QueueReader(settings.reverb_address,
+                                   specs.replay_layout, lambda: stop.requested)
+    training = on_policy.PPOTraining(config, agent, make_learner(), reader,
+                                     specs.replay_layout)
   else:
     training = _off_policy_training(config, settings, strategy, specs,
                                     per_replica_batch, make_learner)
@@ -173,7 +175,8 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
 
 
 class _OffPolicyTraining:
-  """Train steps on batches sampled from the replay table."""
+  """Train steps on batches sampled from the replay table (PPO's
+  counterpart: on_policy.PPOTraining)."""
 
   def __init__(self, learner, experience: learner_metrics.TimedIterator,
                train: TrainConfig, prioritized):
@@ -189,9 +192,11 @@ class _OffPolicyTraining:
     return self.learner.run(iterations=steps, iterator=self._experience)
 
   def waited_s(self) -> float:
+    """Seconds train steps waited for a batch so far."""
     return float(self._experience.waited_s.numpy())
 
   def log_progress(self, step: int) -> None:
+    """What is logged besides the common progress line."""
     if self._prioritized:
       logging.info('train_step=%d %s', step, self._prioritized.describe())
 
@@ -211,29 +216,6 @@ def _off_policy_training(config, settings, strategy, specs, per_replica_batch,
     prioritized.importance(learner.train_step_numpy)
     learner.triggers.append(prioritized.importance)
   return _OffPolicyTraining(learner, experience, config.train, prioritized)
-
-
-class _PPOTraining:
-  """One PPO iteration per run, between pushes."""
-
-  def __init__(self, config, address, agent, layout, learner, stop):
-    self.learner = learner
-    self._reader = on_policy.QueueReader(address, layout,
-                                         lambda: stop.requested)
-    self._iterations = on_policy.PPOIterations(config, agent, learner,
-                                               self._reader, layout)
-
-  def run(self, first: bool = False):
-    del first  # Every run is one iteration.
-    return self._iterations.run()
-
-  def waited_s(self) -> float:
-    return self._reader.waited_s
-
-  def log_progress(self, step: int) -> None:
-    for tag, value in self._iterations.summaries().items():
-      tf.summary.scalar(tag, value, step=step)
-    logging.info('train_step=%d %s', step, self._iterations.describe())
 
 
 def _watch_for_stalls(address, train_step, stop, every_s) -> None:

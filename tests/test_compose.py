@@ -16,8 +16,8 @@ from tests.helpers import PROJECT_ROOT
 from tests.helpers import scalar_values
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-_SMOKE = 'cartpole_dqn_smoke'
-_SMOKE_MAX_STEPS = 600
+# Smoke flagfiles and their max_train_steps.
+_SMOKES = {'cartpole_dqn_smoke': 600, 'cartpole_ppo_smoke': 160}
 _IMAGE = 'rl-actor-learner:ci'
 
 
@@ -82,9 +82,11 @@ def _wait_for_exit(project, env, services, timeout_s):
   pytest.fail(f'{services} still running {timeout_s}s after the learner')
 
 
-def test_compose_topology_end_to_end(docker, tmp_path):
+@pytest.mark.parametrize('smoke', sorted(_SMOKES))
+def test_compose_topology_end_to_end(docker, tmp_path, smoke):
+  max_steps = _SMOKES[smoke]
   project = f'rlci{os.getpid()}'
-  env = {'EXPERIMENT': _SMOKE, 'IMAGE': _IMAGE,
+  env = {'EXPERIMENT': smoke, 'IMAGE': _IMAGE,
          'BASE_IMAGE': os.environ.get('RL_BASE_IMAGE', 'rl-base:bookworm')}
   start = time.monotonic()
   _compose('-p', project, 'build', 'reverb_server', env=env, timeout_s=1800)
@@ -122,8 +124,8 @@ def test_compose_topology_end_to_end(docker, tmp_path):
   for summary_dir in summaries:
     assert max(scalar_values(summary_dir, 'Actor/policy_version')) > 0
   assert (results / 'train' / 'checkpoints' /
-          f'ckpt-{_SMOKE_MAX_STEPS}.index').exists()
+          f'ckpt-{max_steps}.index').exists()
   assert glob.glob(str(results / 'reverb_checkpoints' / '*' / 'DONE'))
   rows = (results / 'eval' / 'returns.csv').read_text().splitlines()
   assert rows[0].startswith('train_step,') and len(rows) >= 2
-  assert rows[-1].startswith(f'{_SMOKE_MAX_STEPS},')
+  assert rows[-1].startswith(f'{max_steps},')

@@ -1,6 +1,6 @@
 """The topology learns: CartPole-v0 DQN to the top (greedy eval return
->= 195), with uniform and with prioritized n-step replay, and Pendulum-v1
-SAC to its flagfile's stated target."""
+>= 195), with uniform and with prioritized n-step replay, CartPole-v0 PPO
+over its queue, and Pendulum-v1 SAC to its flagfile's stated target."""
 import os
 
 import pytest
@@ -32,6 +32,14 @@ PER_MAX_TRAIN_STEPS = 20000
 def test_cartpole_dqn_reaches_195(tmp_path, flagfile, max_train_steps):
   _learns(tmp_path, flagfile, max_train_steps, TARGET_RETURN,
           ['--eval_every_steps=500'])
+
+
+@pytest.mark.slow
+def test_cartpole_ppo_reaches_195(tmp_path):
+  """PPO through the real topology: 2 actors writing sequences to the
+  queue, the learner's iterations, within the flagfile's train steps."""
+  _learns(tmp_path, flagfile_path('cartpole_ppo'),
+          read_target('cartpole_ppo').train_steps, TARGET_RETURN)
 
 
 def _learns(tmp_path, flagfile, max_train_steps, target, args=()):

@@ -105,7 +105,7 @@ def test_items_beyond_the_lag_bound_are_dropped_and_counted():
   config = _config('--ppo_steps_per_iteration=128', '--num_epochs=4',
                    '--max_policy_lag=1')
   reader = _Reader([0, 8, 24, 16, 0, 8])
-  iterations = on_policy.PPOIterations(config, None, _Learner(), reader, None)
+  iterations = on_policy.PPOTraining(config, None, _Learner(), reader, None)
   items = iterations._take_fresh_items()  # pylint: disable=protected-access
   # Version 0 is 2 iterations old, 24 is from a step this learner never
   # pushed: both dropped; 8 (lag 1) and 16 (lag 0) kept, in order.
