@@ -1,5 +1,6 @@
 """PPO over a Reverb queue: the config's checks, the queue's order, the
 learner's staleness rule, and a real learner's exact iterations."""
+import contextlib
 import os
 import re
 import signal
@@ -171,14 +172,12 @@ def test_the_queue_hands_out_each_item_once_in_order():
     server.stop()
 
 
-@pytest.mark.slow
-def test_learner_trains_exact_iterations_and_drops_stale_items(tmp_path):
-  """A real server and learner; the test writes the items, with chosen
-  versions. Synchronous PPO (lag 0): after the first iteration, items of
-  version 0 are stale."""
-  config = _config('--max_policy_lag=0', '--max_train_steps=16')
-  experiment = [f'--flagfile={PPO_FLAGS}', *_SMALL, '--max_policy_lag=0',
-                '--max_train_steps=16', '--log_every_steps=8']
+@contextlib.contextmanager
+def _server_and_learner(tmp_path, *args):
+  """A Reverb server and a learner on the small experiment with `args`;
+  yields (config, address, client, learner process) once the learner has
+  pushed weights version 0."""
+  experiment = [f'--flagfile={PPO_FLAGS}', *_SMALL, *args]
   port = unused_port()
   address = f'localhost:{port}'
   processes = [start_module('reverb_server', [*experiment, f'--port={port}'],
@@ -189,10 +188,23 @@ def test_learner_trains_exact_iterations_and_drops_stale_items(tmp_path):
         'learner', [*experiment, f'--reverb_address={address}',
                     f'--root_dir={tmp_path}'], str(tmp_path / 'learner.log')))
     _wait_for(lambda: reverb_io.learner_train_step(client) == 0, processes)
+    yield cli.parse_experiment(experiment), address, client, processes[1]
+  finally:
+    stop_processes(processes)
+
+
+@pytest.mark.slow
+def test_learner_trains_exact_iterations_and_drops_stale_items(tmp_path):
+  """A real server and learner; the test writes the items, with chosen
+  versions. Synchronous PPO (lag 0): after the first iteration, items of
+  version 0 are stale."""
+  with _server_and_learner(tmp_path, '--max_policy_lag=0',
+                           '--max_train_steps=16', '--log_every_steps=8') as (
+                               config, address, client, learner):
     _write(config, address, [0] * 4)  # Iteration 1: 4 fresh items.
-    _wait_for(lambda: reverb_io.learner_train_step(client) == 8, processes)
+    _wait_for(lambda: reverb_io.learner_train_step(client) == 8, [learner])
     _write(config, address, [0] * 3 + [8] * 4)  # 3 stale, then iteration 2.
-    assert processes[1].wait(timeout=120) == 0
+    assert learner.wait(timeout=120) == 0
     log = (tmp_path / 'learner.log').read_text()
     assert ('train_step=16 PPO: 2 iterations, 512 env steps trained (256 '
             'each), 3 stale items dropped') in log, log[-3000:]
@@ -205,27 +217,13 @@ def test_learner_trains_exact_iterations_and_drops_stale_items(tmp_path):
     assert info.rate_limiter_info.insert_stats.completed == 11
     assert info.rate_limiter_info.sample_stats.completed == 11
     assert info.current_size == 0
-  finally:
-    stop_processes(processes)
 
 
 @pytest.mark.slow
 def test_sigterm_while_waiting_on_the_queue_saves_what_was_trained(tmp_path):
-  config = _config()
-  experiment = [f'--flagfile={PPO_FLAGS}', *_SMALL]
-  port = unused_port()
-  address = f'localhost:{port}'
-  processes = [start_module('reverb_server', [*experiment, f'--port={port}'],
-                            str(tmp_path / 'server.log'))]
-  try:
-    client = reverb_io.connect(address, timeout_s=120)
-    processes.append(start_module(
-        'learner', [*experiment, f'--reverb_address={address}',
-                    f'--root_dir={tmp_path}'], str(tmp_path / 'learner.log')))
-    _wait_for(lambda: reverb_io.learner_train_step(client) == 0, processes)
+  with _server_and_learner(tmp_path) as (config, address, client, learner):
     _write(config, address, [0] * 4)  # One iteration, then an empty queue.
-    _wait_for(lambda: reverb_io.learner_train_step(client) == 8, processes)
-    learner = processes[1]
+    _wait_for(lambda: reverb_io.learner_train_step(client) == 8, [learner])
     learner.send_signal(signal.SIGTERM)
     stopping = time.monotonic()
     assert learner.wait(timeout=40) == 0
@@ -234,8 +232,6 @@ def test_sigterm_while_waiting_on_the_queue_saves_what_was_trained(tmp_path):
     log = (tmp_path / 'learner.log').read_text()
     assert 'Learner finished at train_step 8 (received SIGTERM)' in log
     assert os.path.exists(tmp_path / 'train' / 'checkpoints' / 'ckpt-8.index')
-  finally:
-    stop_processes(processes)
 
 
 def _wait_for(condition, processes, timeout_s=120):
