@@ -6,6 +6,7 @@ from absl import logging
 import tensorflow as tf
 from tf_agents.policies import random_py_policy
 from tf_agents.train import actor as tfa_actor
+from tf_agents.trajectories import trajectory
 
 from actor import runtime as runtime_lib
 from actor.episode_stats import EpisodeStats
@@ -14,6 +15,7 @@ from actor.replay_writer import ReplayWriter
 from actor.replay_writer import SequenceWriter
 from actor.replay_writer import StopCollection
 from common import reverb_io
+from common.collect_requests import CollectRequests
 from common import run_dir
 from common import shutdown
 from common.config import ExperimentConfig
@@ -86,10 +88,16 @@ def _collect_with_policy(config, settings, rt, writer, stats, stop) -> None:
       rt.train_step, writer, stats, summary_dir)
   report = _Report(settings.task, rt.client, collect_actor.summary_writer,
                    stats)
+  requests = None
+  if config.rounds_per_iteration:  # Synchronous PPO: rounds on request.
+    requests = CollectRequests(settings.reverb_address,
+                               lambda: stop.requested)
   version = rt.weights.version
   try:
     while not stop.requested:
-      if config.on_policy:
+      if requests:
+        requests.take()
+      elif config.on_policy:
         writer.wait_for_room()
       version = rt.weights.pull()
       if version >= config.train.max_train_steps:
@@ -105,15 +113,50 @@ def _collect_with_policy(config, settings, rt, writer, stats, stop) -> None:
 
 def make_collect_actor(config: ExperimentConfig, env, policy, train_step,
                        writer: ReplayWriter, stats: EpisodeStats,
-                       summary_dir: Optional[str]) -> tfa_actor.Actor:
-  """TF-Agents' Actor with the writer and the stats as observers; one run()
-  steps each env pull_every_steps times (PPO: one sequence), the weights
-  pull interval."""
-  steps = (config.ppo.sequence_length if config.on_policy
-           else config.train.pull_every_steps)
+                       summary_dir: Optional[str]):
+  """Steps the envs with the writer and the stats as observers, one weights
+  pull interval per run(): TF-Agents' Actor for pull_every_steps steps of
+  each env; PPO: one sequence of each env (SequenceRounds)."""
+  observers = [writer, stats]
+  if config.on_policy:
+    return SequenceRounds(env, policy, observers, config.ppo.sequence_length,
+                          summary_dir)
   return tfa_actor.Actor(
-      env, policy, train_step, steps_per_run=steps * _num_envs(env),
-      observers=[writer, stats], summary_dir=summary_dir)
+      env, policy, train_step,
+      steps_per_run=config.train.pull_every_steps * _num_envs(env),
+      observers=observers, summary_dir=summary_dir)
+
+
+class SequenceRounds:
+  """PPO's collection: each run() steps every env exactly `steps` times,
+  one sequence of each, so that the actor pulls weights between sequences.
+
+  (TF-Agents' driver counts steps without the LAST -> FIRST ones between
+  episodes, so its runs drift off the sequences, and a sequence would be
+  collected with two versions of the weights.)
+  """
+
+  def __init__(self, env, policy, observers, steps: int,
+               summary_dir: Optional[str]):
+    self._env = env
+    self._policy = policy
+    self._observers = observers
+    self._steps = steps
+    self._time_step = env.reset()
+    self.summary_writer = (
+        tf.summary.create_file_writer(summary_dir, flush_millis=10000)
+        if summary_dir else tf.summary.create_noop_writer())
+
+  def run(self) -> None:
+    time_step = self._time_step
+    for _ in range(self._steps):
+      action_step = self._policy.action(time_step)
+      next_time_step = self._env.step(action_step.action)
+      step = trajectory.from_transition(time_step, action_step, next_time_step)
+      for observer in self._observers:
+        observer(step)
+      time_step = next_time_step
+    self._time_step = time_step
 
 
 def _num_envs(env) -> int:

@@ -149,9 +149,10 @@ class SequenceWriter(ReplayWriter):
 
   The actor pulls weights only between sequences, so a sequence is one
   policy's; the version recorded is its first step's. After each sequence
-  the writer waits until the queue has taken it, and `wait_for_room` holds
-  the next one back until the queue has room for it: an actor does not
-  collect with weights that will be stale by the time the queue takes them.
+  the writer waits until the queue has taken it. Synchronous PPO's actors
+  collect only the rounds the learner requested; otherwise `wait_for_room`
+  holds the next sequence back until the queue has room for it, so that an
+  actor does not hold collected steps the queue cannot take yet.
   """
 
   def __init__(self, client: reverb.Client, layout: ReplayLayout,
@@ -161,6 +162,7 @@ class SequenceWriter(ReplayWriter):
     super().__init__(client, layout, should_stop, num_envs,
                      log_wait_after_s=log_wait_after_s)
     self._policy_version = policy_version
+    self._version = None  # The current sequence's.
     self._steps = 0
 
   def wait_for_room(self, poll_s: float = 0.02) -> None:
@@ -188,7 +190,9 @@ class SequenceWriter(ReplayWriter):
       raise StopCollection(server_blocked=False)
     packed = self._layout.pack(trajectory)
     packed = list(packed) if self._num_envs > 1 else [packed]
-    self._writer.append(packed + [np.int64(self._policy_version())])
+    if self._steps % self._length == 0:  # Weights change between sequences.
+      self._version = np.int64(self._policy_version())
+    self._writer.append(packed + [self._version])
     self._steps += 1
     if self._steps % self._length:
       return

@@ -266,6 +266,12 @@ class PPOConfig:
   def items_per_iteration(self) -> int:
     return self.steps_per_iteration // self.sequence_length
 
+  @property
+  def synchronous(self) -> bool:
+    """Every item is trained on by the iteration that asked for it: the
+    learner requests exactly the sequences an iteration needs."""
+    return self.max_policy_lag == 0
+
   def train_steps_per_iteration(self, batch_size: int) -> int:
     """One train step per minibatch of each epoch."""
     return self.num_epochs * self.steps_per_iteration // batch_size
@@ -356,6 +362,21 @@ class ExperimentConfig:
            f'must be a multiple of the train steps per iteration ({steps} = '
            f'num_epochs {ppo.num_epochs} x ppo_steps_per_iteration '
            f'{ppo.steps_per_iteration} / batch_size {batch_size})')
+    round_steps = ppo.sequence_length * self.train.envs_per_actor
+    _check(not ppo.synchronous or ppo.steps_per_iteration % round_steps == 0,
+           f'with --max_policy_lag=0 the learner requests whole actor rounds '
+           f'(a sequence of each env): ppo_steps_per_iteration '
+           f'({ppo.steps_per_iteration}) must be a multiple of '
+           f'ppo_sequence_length x envs_per_actor ({ppo.sequence_length} x '
+           f'{self.train.envs_per_actor})')
+
+  @property
+  def rounds_per_iteration(self) -> int:
+    """Synchronous PPO: the collect rounds (a sequence of each of an
+    actor's envs) the learner requests per iteration; else 0."""
+    if not (self.on_policy and self.ppo.synchronous):
+      return 0
+    return self.ppo.items_per_iteration // self.train.envs_per_actor
 
 
 @dataclasses.dataclass(frozen=True)

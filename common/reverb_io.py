@@ -15,6 +15,8 @@ from tf_agents.experimental.distributed import reverb_variable_container
 from common import ports
 from common import shutdown
 from common.specs import ExperimentSpecs
+from common.specs import REQUEST_SIGNATURE
+from common.specs import REQUESTS_TABLE
 from common.specs import TRAIN_STEP_KEY
 from common.specs import VARIABLES_TABLE
 from common.config import REPLAY_TABLE
@@ -32,6 +34,10 @@ class TableMismatchError(UserError, ValueError):
 class WeightsTimeoutError(UserError, TimeoutError):
   """The learner pushed no weights in time."""
 
+
+# Waits on the server (a sample, an insert) end this often to check for a
+# stop request.
+_WAIT_SLICE_MS = 500
 
 # What a client call raises when the server does not answer: a deadline, or
 # a RuntimeError ("Socket closed") when the server goes away mid-call.
@@ -76,6 +82,8 @@ def check_tables(client: reverb.Client, specs: ExperimentSpecs) -> None:
   info = client.server_info()
   expected = {REPLAY_TABLE: specs.replay_signature,
               VARIABLES_TABLE: specs.variables_signature}
+  if specs.rounds_per_iteration:
+    expected[REQUESTS_TABLE] = REQUEST_SIGNATURE
   for name, signature in expected.items():
     if name not in info:
       raise TableMismatchError(
@@ -237,19 +245,103 @@ class StoppableCalls:
   def __init__(self, should_stop: Callable[[], bool], poll_s: float = 0.5):
     self._executor = concurrent.futures.ThreadPoolExecutor(
         max_workers=1, thread_name_prefix='reverb-call')
-    self._should_stop = should_stop
+    self.should_stop = should_stop
     self._poll_s = poll_s
 
-  def call(self, fn: Callable[[], Any]) -> Any:
-    """fn(), or InterruptedError once a stop is requested while it runs."""
+  def call(self, fn: Callable[[], Any],
+           on_wait: Optional[Callable[[float], None]] = None,
+           on_wait_every_s: float = 30.0) -> Any:
+    """fn(), or InterruptedError once a stop is requested while it runs;
+    on_wait(seconds waited) every `on_wait_every_s` while it runs."""
     future = self._executor.submit(fn)
+    start = last_report = time.monotonic()
     while True:
       try:
         return future.result(timeout=self._poll_s)
       except concurrent.futures.TimeoutError:
-        if self._should_stop():
+        if self.should_stop():
           raise InterruptedError(
               'stopped while the Reverb server did not answer') from None
+        now = time.monotonic()
+        if on_wait and now - last_report >= on_wait_every_s:
+          on_wait(now - start)
+          last_report = now
+
+
+class QueueReader:
+  """Takes items off a queue table one at a time, first in first out; each
+  item leaves the queue when it is taken (a queue hands out every item
+  once).
+
+  A take waits for an item for one slice of half a second, and for a server
+  that went away until it answers again, so that a stop request is seen
+  within a slice. With `prefetch`, the reader asks for the next item as
+  soon as it hands one out (an item it holds is gone from the queue);
+  without, it takes exactly the items it hands out.
+  """
+
+  def __init__(self, address: str, table: str, signature,
+               should_stop: Callable[[], bool], prefetch: bool = True):
+    self._dataset = reverb.TrajectoryDataset(
+        address, table,
+        tf.nest.map_structure(lambda spec: spec.dtype, signature),
+        tf.nest.map_structure(lambda spec: spec.shape, signature),
+        max_in_flight_samples_per_worker=1, num_workers_per_iterator=1,
+        max_samples=-1 if prefetch else 1,
+        rate_limiter_timeout_ms=_WAIT_SLICE_MS)
+    self._table = table
+    self._prefetch = prefetch
+    self._iterator = iter(self._dataset) if prefetch else None
+    self._should_stop = should_stop
+    # A sample waits for a server that went away until it is back.
+    self._calls = StoppableCalls(should_stop)
+
+  def take(self):
+    """An item's data (a nest like the signature's, of tensors), or None
+    when the queue stayed empty for a slice. Raises InterruptedError once
+    a stop is requested."""
+    try:
+      if self._iterator is None:
+        self._iterator = iter(self._dataset)
+      data = self._calls.call(lambda: next(self._iterator)).data
+      if not self._prefetch:
+        self._iterator = None
+      return data
+    except (StopIteration, tf.errors.OutOfRangeError):
+      pass  # The queue stayed empty for a slice.
+    except tf.errors.InvalidArgumentError:
+      raise  # An item of another signature: no retry takes it.
+    except tf.errors.OpError as e:  # The server went away (a restart).
+      logging.log_every_n_seconds(
+          logging.WARNING, 'Taking from queue %r failed (%s); retrying until '
+          'the server answers', 10, self._table, str(e).splitlines()[0])
+      time.sleep(1.0)
+    if self._should_stop():
+      raise InterruptedError('stopped while waiting for the queue')
+    self._iterator = iter(self._dataset) if self._prefetch else None
+    return None
+
+
+def retry_call(calls: StoppableCalls, fn: Callable[[], Any],
+               what: str) -> bool:
+  """fn() through `calls`; whether it ran. A call the server cut off by
+  going away (a restart) is retried every second until it answers again,
+  or until a stop is requested."""
+  last_log = None
+  while True:
+    try:
+      calls.call(fn)
+      return True
+    except InterruptedError:
+      return False
+    except (tf.errors.OpError, reverb.errors.ReverbError, RuntimeError) as e:
+      if calls.should_stop():
+        return False
+      if last_log is None or time.monotonic() - last_log >= 10:
+        logging.warning('%s failed (%s); retrying until the server answers',
+                        what, str(e).splitlines()[0])
+        last_log = time.monotonic()
+      time.sleep(1.0)
 
 
 class WeightsSync:
@@ -277,26 +369,21 @@ class WeightsSync:
     return int(self._variables[TRAIN_STEP_KEY].numpy())
 
   def push(self) -> bool:
-    """Pushes the variables; whether they were pushed.
+    """Pushes the variables; whether they were pushed (see retry_call)."""
+    return retry_call(self._calls, lambda: self._container.push(
+        self._variables), 'Pushing weights')
 
-    A push the server cut off by going away (a restart) is retried every
-    second until it answers again, or until a stop is requested.
-    """
-    last_log = None
-    while True:
-      try:
-        self._calls.call(lambda: self._container.push(self._variables))
-        return True
-      except InterruptedError:
-        return False
-      except (tf.errors.OpError, reverb.errors.ReverbError) as e:
-        if self._should_stop():
-          return False
-        if last_log is None or time.monotonic() - last_log >= 10:
-          logging.warning('Pushing weights failed (%s); retrying until the '
-                          'server takes them', str(e).splitlines()[0])
-          last_log = time.monotonic()
-        time.sleep(1.0)
+  def push_if_replaced(self) -> bool:
+    """Pushes again if the server holds weights of another version (a
+    server restored from an older checkpoint); whether it pushed. Raises
+    InterruptedError when stopped while the server does not answer."""
+    served = self._calls.call(lambda: learner_train_step(self._client))
+    if served == self.version:
+      return False
+    logging.warning('The server holds weights version %s, not %d (restored '
+                    'from an older checkpoint?): pushing them again', served,
+                    self.version)
+    return self.push()
 
   def pull(self) -> int:
     """Updates the local variables to the latest pushed ones; the version.

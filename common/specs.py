@@ -6,6 +6,7 @@ shapes it must read or write.
 """
 import dataclasses
 import functools
+from typing import List
 
 import reverb
 import tensorflow as tf
@@ -20,6 +21,10 @@ from common.config import REPLAY_TABLE
 from common.replay_layout import ReplayLayout
 
 VARIABLES_TABLE = reverb_variable_container.DEFAULT_TABLE
+# Synchronous PPO: the learner's requests for collect rounds, each holding
+# the weights version it asks for (common/collect_requests.py).
+REQUESTS_TABLE = 'collect_requests'
+REQUEST_SIGNATURE = tf.TensorSpec([], tf.int64)
 POLICY_KEY = reverb_variable_container.POLICY_KEY
 TRAIN_STEP_KEY = reverb_variable_container.TRAIN_STEP_KEY
 
@@ -33,6 +38,7 @@ class ExperimentSpecs:
   sequence_length: int  # Steps per replay item (ExperimentConfig.item_length).
   on_policy: bool  # Items carry their policy version, in a queue (PPO).
   queue_size: int  # On-policy: items the queue holds, one iteration's.
+  rounds_per_iteration: int  # Synchronous PPO: rounds requested (else 0).
 
   @functools.cached_property
   def replay_layout(self) -> ReplayLayout:
@@ -65,7 +71,8 @@ def specs_of(config: ExperimentConfig, agent,
       variables_signature=signature,
       sequence_length=config.item_length,
       on_policy=config.on_policy,
-      queue_size=config.ppo.items_per_iteration)
+      queue_size=config.ppo.items_per_iteration,
+      rounds_per_iteration=config.rounds_per_iteration)
 
 
 def derive_specs(config: ExperimentConfig) -> ExperimentSpecs:
@@ -74,6 +81,15 @@ def derive_specs(config: ExperimentConfig) -> ExperimentSpecs:
   agent, train_step = agents.make_agent(config, env)
   env.close()
   return specs_of(config, agent, train_step)
+
+
+def tables(config: ExperimentConfig,
+           specs: ExperimentSpecs) -> List[reverb.Table]:
+  """Every table the experiment's server holds."""
+  served = [replay_table(config.replay, specs), variables_table(specs)]
+  if specs.rounds_per_iteration:
+    served.append(requests_table(specs))
+  return served
 
 
 def replay_table(config: ReplayConfig,
@@ -112,3 +128,11 @@ def variables_table(specs: ExperimentSpecs) -> reverb.Table:
       max_size=1,
       max_times_sampled=0,
       signature=specs.variables_signature)
+
+
+def requests_table(specs: ExperimentSpecs) -> reverb.Table:
+  """Synchronous PPO's collect requests: a queue of at most one
+  iteration's rounds, each taken by one actor."""
+  return reverb.Table.queue(REQUESTS_TABLE,
+                            max_size=specs.rounds_per_iteration,
+                            signature=REQUEST_SIGNATURE)

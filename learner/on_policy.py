@@ -1,6 +1,7 @@
 """PPO's learner side: iterations over a queue of on-policy sequences.
 
-An iteration takes exactly `ppo_steps_per_iteration` env steps of items from
+An iteration (synchronous PPO: after requesting its rounds from the actors)
+takes exactly `ppo_steps_per_iteration` env steps of items from
 the queue, in the order the actors wrote them, dropping (and counting) items
 collected with weights more than `max_policy_lag` iterations old; updates
 the observation and reward normalizers on them; computes advantages (GAE)
@@ -11,7 +12,7 @@ same number of them, so an item's lag in iterations is exact, across learner
 restarts too.
 """
 import time
-from typing import Callable, List, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from absl import logging
 import numpy as np
@@ -19,6 +20,7 @@ import reverb
 import tensorflow as tf
 
 from common import reverb_io
+from common.collect_requests import CollectRequests
 from common.config import ExperimentConfig
 from common.config import REPLAY_TABLE
 from common.errors import ConfigError
@@ -26,7 +28,8 @@ from common.replay_layout import ReplayLayout
 from common.replay_layout import STEP_COLUMN
 from common.replay_layout import VERSION_COLUMN
 
-_WAIT_SLICE_MS = 500
+# A wait for a fresh item this long (or 3x the longest so far) is a stall.
+MIN_STALL_S = 10.0
 
 
 class QueueStopped(Exception):
@@ -50,77 +53,75 @@ def check_single_replica(strategy: tf.distribute.Strategy) -> None:
 
 
 class QueueReader:
-  """Takes items off the queue one at a time, first in first out.
-
-  Each item leaves the queue when it is taken (a queue hands out every item
-  once). Waits for items, and for a server that went away, in slices, so
-  that a stop request is seen within half a second.
-  """
+  """Takes items off the experience queue one at a time, first in first
+  out (reverb_io.QueueReader), as (packed steps, policy version)."""
 
   def __init__(self, address: str, layout: ReplayLayout,
                should_stop: Callable[[], bool]):
-    signature = layout.signature
-    self._dataset = reverb.TrajectoryDataset(
-        address, REPLAY_TABLE,
-        tf.nest.map_structure(lambda spec: spec.dtype, signature),
-        tf.nest.map_structure(lambda spec: spec.shape, signature),
-        max_in_flight_samples_per_worker=1, num_workers_per_iterator=1,
-        rate_limiter_timeout_ms=_WAIT_SLICE_MS)
-    self._iterator = iter(self._dataset)
-    self._should_stop = should_stop
-    # A sample waits for a server that went away until it is back.
-    self._calls = reverb_io.StoppableCalls(should_stop)
+    self._queue = reverb_io.QueueReader(address, REPLAY_TABLE,
+                                        layout.signature, should_stop)
     self.waited_s = 0.0
 
-  def next_item(self) -> Tuple[np.ndarray, int]:
-    """(packed steps [sequence_length, step_bytes], policy version)."""
+  def next_item(self) -> Optional[Tuple[np.ndarray, int]]:
+    """(packed steps [sequence_length, step_bytes], policy version), or
+    None when the queue stayed empty for a slice. Raises QueueStopped."""
     start = time.monotonic()
     try:
-      while True:
-        try:
-          sample = self._calls.call(lambda: next(self._iterator))
-          return (sample.data[STEP_COLUMN].numpy(),
-                  int(sample.data[VERSION_COLUMN].numpy()))
-        except InterruptedError:
-          raise QueueStopped() from None
-        except (StopIteration, tf.errors.OutOfRangeError):
-          pass  # The queue stayed empty for a slice.
-        except tf.errors.OpError as e:  # The server went away (a restart).
-          logging.log_every_n_seconds(
-              logging.WARNING, 'Taking from the queue failed (%s); retrying '
-              'until the server answers', 10, str(e).splitlines()[0])
-          time.sleep(1.0)
-        if self._should_stop():
-          raise QueueStopped()
-        self._iterator = iter(self._dataset)
+      data = self._queue.take()
+    except InterruptedError:
+      raise QueueStopped() from None
     finally:
       self.waited_s += time.monotonic() - start
+    if data is None:
+      return None
+    return data[STEP_COLUMN].numpy(), int(data[VERSION_COLUMN].numpy())
 
 
 class PPOTraining:
   """PPO iterations with TF-Agents' Learner (its checkpoint restore,
   summaries and triggers): one per `run`, between the learner's pushes;
-  counts what it trained on and dropped."""
+  counts what it trained on and dropped.
+
+  Synchronous PPO (`requests` given) first requests the iteration's rounds
+  from the actors (common/collect_requests.py). When no fresh item has come
+  for a while, the server may hold older weights than the learner's (it
+  was restored from a checkpoint) and requests may have been lost (with an
+  actor that died mid-round, or with the server): the weights are pushed
+  again and the missing rounds requested again.
+  """
 
   def __init__(self, config: ExperimentConfig, agent, learner,
-               reader: QueueReader, layout: ReplayLayout):
+               reader: QueueReader, layout: ReplayLayout,
+               weights: reverb_io.WeightsSync,
+               requests: Optional[CollectRequests] = None):
     ppo = config.ppo
     self.learner = learner
     self._ppo = ppo
     self._agent = agent
     self._reader = reader
     self._layout = layout
+    self._weights = weights
+    self._requests = requests
+    self._rounds = config.rounds_per_iteration
+    self._envs_per_actor = config.train.envs_per_actor
     self._batch_size = config.agent.batch_size
     self.train_steps_per_iteration = ppo.train_steps_per_iteration(
         self._batch_size)
     self.iterations = 0
     self.env_steps_trained = 0
     self.stale_items_dropped = 0
+    self.rounds_requested_again = 0
+    # The longest wait for a fresh item so far (a round's collection,
+    # after the first), which sets how long a wait means a stall.
+    self._longest_wait_s = None
     self._prepare = tf.function(self._prepare_steps, autograph=False)
 
   def run(self, first: bool = False):
     """One iteration; returns the loss info of its last train step."""
     del first  # Every run is one iteration.
+    if self._requests and not self._requests.issue(
+        self._rounds, self.learner.train_step_numpy):
+      raise QueueStopped()
     items = self._take_fresh_items()
     steps = self._prepare(tf.constant(np.stack(items)))
     num_steps = self._ppo.steps_per_iteration
@@ -146,21 +147,50 @@ class PPOTraining:
     tf.summary.scalar('Learner/env_steps_trained', self.env_steps_trained,
                       step=step)
     logging.info('train_step=%d PPO: %d iterations, %d env steps trained (%d '
-                 'each), %d stale items dropped', step, self.iterations,
-                 self.env_steps_trained, self._ppo.steps_per_iteration,
-                 self.stale_items_dropped)
+                 'each), %d stale items dropped, %d rounds requested again',
+                 step, self.iterations, self.env_steps_trained,
+                 self._ppo.steps_per_iteration, self.stale_items_dropped,
+                 self.rounds_requested_again)
 
   def _take_fresh_items(self) -> List[np.ndarray]:
     train_step = self.learner.train_step_numpy
     items = []
+    last_fresh = time.monotonic()
     while len(items) < self._ppo.items_per_iteration:
-      packed, version = self._reader.next_item()
-      lag = policy_lag(version, train_step, self.train_steps_per_iteration)
-      if 0 <= lag <= self._ppo.max_policy_lag:
-        items.append(packed)
-      else:
-        self.stale_items_dropped += 1
+      taken = self._reader.next_item()
+      now = time.monotonic()
+      if taken is not None:
+        packed, version = taken
+        lag = policy_lag(version, train_step, self.train_steps_per_iteration)
+        if 0 <= lag <= self._ppo.max_policy_lag:
+          items.append(packed)
+          if self._longest_wait_s is None:  # The first: actors starting.
+            self._longest_wait_s = 0.0
+          else:
+            self._longest_wait_s = max(self._longest_wait_s, now - last_fresh)
+          last_fresh = now
+        else:
+          self.stale_items_dropped += 1
+      if now - last_fresh >= max(MIN_STALL_S, 3 * (self._longest_wait_s
+                                                    or 0.0)):
+        self._recover(self._ppo.items_per_iteration - len(items))
+        last_fresh = time.monotonic()
     return items
+
+  def _recover(self, missing_items: int) -> None:
+    """Pushes the weights again if the server holds others, and requests
+    the missing rounds again if no request is left untaken."""
+    try:
+      self._weights.push_if_replaced()
+      if self._requests and self._requests.untaken() == 0:
+        rounds = -(-missing_items // self._envs_per_actor)
+        logging.warning('No fresh item for a while, %d missing, and every '
+                        'request taken (lost with an actor or the server?): '
+                        'requesting %d rounds again', missing_items, rounds)
+        self._requests.issue(rounds, self.learner.train_step_numpy)
+        self.rounds_requested_again += rounds
+    except InterruptedError:
+      raise QueueStopped() from None
 
   def _prepare_steps(self, packed: tf.Tensor):
     """Packed items [items, length, bytes] -> single steps [steps, 1, ...]

@@ -20,6 +20,7 @@ from common import run_dir
 from common import shutdown
 from common import specs as specs_lib
 from common.settings import setting
+from common.collect_requests import CollectRequests
 from common.config import ExperimentConfig
 from common.config import ReverbClientSettings
 from common.config import StrategyConfig
@@ -126,11 +127,12 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
       tfa_learner.Learner, settings.root_dir, train_step, agent,
       checkpoint_interval=0, summary_interval=config.train.log_every_steps,
       strategy=strategy)
+  weights = reverb_io.WeightsSync(
+      settings.reverb_address,
+      specs_lib.variables_nest(agent, train_step), lambda: stop.requested)
   if config.on_policy:
-    reader = on_policy.QueueReader(settings.reverb_address,
-                                   specs.replay_layout, lambda: stop.requested)
-    training = on_policy.PPOTraining(config, agent, make_learner(), reader,
-                                     specs.replay_layout)
+    training = _ppo_training(config, settings, agent, specs, weights,
+                             make_learner(), stop)
   else:
     training = _off_policy_training(config, settings, strategy, specs,
                                     per_replica_batch, make_learner)
@@ -143,9 +145,6 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
       config.train.checkpoint_every_steps,
       lambda: checkpointer.save(train_step), start=int(train_step.numpy()))
   learner.triggers.append(save_checkpoint)
-  weights = reverb_io.WeightsSync(
-      settings.reverb_address, specs_lib.variables_nest(agent, train_step),
-      lambda: stop.requested)
   weights.push()
   logging.info('%s %d; training to step %d', PUSHED_WEIGHTS_LOG,
                weights.version, config.train.max_train_steps)
@@ -216,6 +215,18 @@ def _off_policy_training(config, settings, strategy, specs, per_replica_batch,
     prioritized.importance(learner.train_step_numpy)
     learner.triggers.append(prioritized.importance)
   return _OffPolicyTraining(learner, experience, config.train, prioritized)
+
+
+def _ppo_training(config, settings, agent, specs, weights, learner,
+                  stop) -> on_policy.PPOTraining:
+  should_stop = lambda: stop.requested
+  reader = on_policy.QueueReader(settings.reverb_address, specs.replay_layout,
+                                 should_stop)
+  requests = None
+  if config.rounds_per_iteration:
+    requests = CollectRequests(settings.reverb_address, should_stop)
+  return on_policy.PPOTraining(config, agent, learner, reader,
+                               specs.replay_layout, weights, requests)
 
 
 def _watch_for_stalls(address, train_step, stop, every_s) -> None:

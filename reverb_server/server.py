@@ -66,8 +66,7 @@ class ReplayServer:
 
   def __init__(self, config: ExperimentConfig, settings: ServerSettings):
     specs = specs_lib.derive_specs(config)
-    tables = [specs_lib.replay_table(config.replay, specs),
-              specs_lib.variables_table(specs)]
+    tables = specs_lib.tables(config, specs)
     self.port = settings.port or ports.free_port()
     check_port_free(self.port)
     self._settings = settings

@@ -4,6 +4,7 @@ import contextlib
 import os
 import re
 import signal
+import threading
 import time
 
 from absl import flags
@@ -13,11 +14,15 @@ import reverb
 import tensorflow as tf
 from tf_agents.trajectories import trajectory
 
+from actor import runtime as runtime_lib
+from actor.collect import SequenceRounds
+from actor.episode_stats import EpisodeStats
 from actor.fast_policy import FastPyPolicy
 from actor.replay_writer import SequenceWriter
 from benchmarks.targets import flagfile_path
 from common import agents
 from common import cli
+from common.collect_requests import CollectRequests
 from common import envs
 from common import reverb_io
 from common import specs as specs_lib
@@ -55,6 +60,8 @@ def test_policy_lag_counts_iterations_and_flags_unknown_versions():
     (['--max_train_steps=100'], 'multiple of the train steps per iteration'),
     (['--replay_sampler=prioritized'], 'needs --agent=dqn'),
     (['--ppo_sequence_length=1'], 'ppo_sequence_length'),
+    (['--envs_per_actor=3'], 'multiple of ppo_sequence_length x '
+     'envs_per_actor'),
 ])
 def test_bad_ppo_settings_are_one_clear_error(args, message):
   with pytest.raises((ConfigError, flags.Error), match=re.escape(message)):
@@ -69,6 +76,49 @@ def test_ppo_takes_discrete_and_continuous_actions():
         'dist_params', 'value_prediction'}
     assert specs.replay_signature['policy_version'].dtype == tf.int64
     assert specs.replay_signature['step'].shape[0] == 64
+
+
+def test_synchronous_ppo_requests_whole_rounds_and_asynchronous_none():
+  # 4 items per iteration: 2 rounds of 2 envs; with lag 1, no requests.
+  assert _config('--envs_per_actor=2').rounds_per_iteration == 2
+  assert _config('--envs_per_actor=3',
+                 '--max_policy_lag=1').rounds_per_iteration == 0
+  assert cli.parse_experiment([]).rounds_per_iteration == 0  # DQN.
+
+
+def test_each_request_goes_to_one_actor_and_a_new_issue_replaces_the_rest():
+  config = _config('--envs_per_actor=2')
+  specs = specs_lib.derive_specs(config)
+  server = reverb.Server(specs_lib.tables(config, specs))
+  stop = []
+  address = f'localhost:{server.port}'
+  learner = CollectRequests(address, lambda: bool(stop))
+  actors = [CollectRequests(address, lambda: bool(stop)) for _ in range(2)]
+  try:
+    assert learner.issue(2, version=8)
+    assert learner.untaken() == 2
+    assert [actor.take() for actor in actors] == [8, 8]
+    assert learner.untaken() == 0
+    # A third take waits: in a thread, until the next issue.
+    taken = []
+    waiting = threading.Thread(target=lambda: taken.append(actors[0].take()))
+    waiting.start()
+    time.sleep(1.0)
+    assert not taken
+    assert learner.issue(2, version=16)
+    waiting.join(timeout=10)
+    assert taken == [16]
+    assert learner.untaken() == 1
+    assert learner.issue(2, version=24)  # Replaces the one left.
+    assert [actor.take() for actor in actors] == [24, 24]
+    # Waiting for a request ends with a stop.
+    stop.append(True)
+    started = time.monotonic()
+    with pytest.raises(InterruptedError):
+      actors[1].take()
+    assert time.monotonic() - started < 5
+  finally:
+    server.stop()
 
 
 def test_the_table_is_a_queue_of_one_iteration():
@@ -106,7 +156,8 @@ def test_items_beyond_the_lag_bound_are_dropped_and_counted():
   config = _config('--ppo_steps_per_iteration=128', '--num_epochs=4',
                    '--max_policy_lag=1')
   reader = _Reader([0, 8, 24, 16, 0, 8])
-  iterations = on_policy.PPOTraining(config, None, _Learner(), reader, None)
+  iterations = on_policy.PPOTraining(config, None, _Learner(), reader, None,
+                                     weights=None)
   items = iterations._take_fresh_items()  # pylint: disable=protected-access
   # Version 0 is 2 iterations old, 24 is from a step this learner never
   # pushed: both dropped; 8 (lag 1) and 16 (lag 0) kept, in order.
@@ -172,6 +223,45 @@ def test_the_queue_hands_out_each_item_once_in_order():
     server.stop()
 
 
+def test_a_round_is_one_sequence_of_each_env_whatever_episodes_end_in_it():
+  """3 rounds of 2 envs, the weights version changing between rounds as
+  an actor's pulls do: each item is one round's (TF-Agents' driver does
+  not count the steps between episodes, and its rounds drift off the
+  sequences), and the items of an env follow each other step by step."""
+  config = _config('--envs_per_actor=2', '--ppo_sequence_length=16',
+                   '--ppo_steps_per_iteration=128')
+  specs = specs_lib.derive_specs(config)
+  server = reverb.Server(specs_lib.tables(config, specs))
+  address = f'localhost:{server.port}'
+  try:
+    env = runtime_lib.load_envs(config, seed=0, num_envs=2)
+    agent, _ = agents.make_agent(config, env)
+    version = [0]
+    writer = SequenceWriter(reverb.Client(address), specs.replay_layout,
+                            lambda: False, lambda: version[0], num_envs=2)
+    stats = EpisodeStats(2)
+    rounds = SequenceRounds(env, FastPyPolicy(agent.collect_policy, True),
+                            [writer, stats], 16, summary_dir=None)
+    for version[0] in (0, 1, 2):
+      rounds.run()
+    assert stats.episodes > 0  # Episodes ended inside the rounds.
+    reader = on_policy.QueueReader(address, specs.replay_layout,
+                                   lambda: False)
+    taken = [reader.next_item() for _ in range(6)]
+    assert [v for _, v in taken] == [0, 0, 1, 1, 2, 2]
+    for env_index in (0, 1):
+      steps = [specs.replay_layout.unpack_numpy(packed)
+               for packed, _ in taken[env_index::2]]
+      observations = np.concatenate([s.observation for s in steps])
+      step_types = np.concatenate([s.step_type for s in steps])
+      # Within an episode, no observation repeats: no step lost or doubled.
+      assert len(observations) == 48
+      assert all(np.any(observations[i] != observations[i + 1])
+                 for i in range(47) if step_types[i] != 2)
+  finally:
+    server.stop()
+
+
 @contextlib.contextmanager
 def _server_and_learner(tmp_path, *args):
   """A Reverb server and a learner on the small experiment with `args`;
@@ -217,6 +307,35 @@ def test_learner_trains_exact_iterations_and_drops_stale_items(tmp_path):
     assert info.rate_limiter_info.insert_stats.completed == 11
     assert info.rate_limiter_info.sample_stats.completed == 11
     assert info.current_size == 0
+
+
+@pytest.mark.slow
+def test_a_stalled_iteration_pushes_its_weights_and_requests_rounds_again(
+    tmp_path):
+  """After iteration 1, the server holds weights version 0 again (as if
+  restored from an older checkpoint) and every request is taken but none
+  answered (as if the actors died): the learner pushes again and requests
+  the rounds again, and the answered requests finish the job."""
+  with _server_and_learner(tmp_path, '--max_train_steps=16') as (
+      config, address, client, learner):
+    actor = CollectRequests(address, lambda: False)
+    assert [actor.take() for _ in range(4)] == [0] * 4
+    _write(config, address, [0] * 4)
+    _wait_for(lambda: reverb_io.learner_train_step(client) == 8, [learner])
+    assert [actor.take() for _ in range(4)] == [8] * 4
+    env = envs.load_env(config.env, seed=0)
+    old_agent, old_step = agents.make_agent(config, env)
+    reverb_io.WeightsSync(
+        address, specs_lib.variables_nest(old_agent, old_step)).push()
+    assert reverb_io.learner_train_step(client) == 0
+    _wait_for(lambda: reverb_io.learner_train_step(client) == 8, [learner])
+    assert [actor.take() for _ in range(4)] == [8] * 4
+    _write(config, address, [8] * 4)
+    assert learner.wait(timeout=120) == 0
+    log = (tmp_path / 'learner.log').read_text()
+    assert 'The server holds weights version 0, not 8' in log, log[-3000:]
+    assert ('0 stale items dropped, 4 rounds requested again' in log), (
+        log[-3000:])
 
 
 @pytest.mark.slow
