@@ -160,9 +160,12 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
       run_dir.policies_dir(settings.root_dir), agent, train_step,
       interval=config.train.policy_save_every_steps, start=start_step)
   learner.triggers.append(save_policies)
-  _train_loop(config, training, weights, summaries, stop,
-              last_log_step=start_step)
+  last_log_step = _train_loop(config, training, weights, summaries, stop,
+                              last_log_step=start_step)
   step = int(train_step.numpy())
+  if step != last_log_step:  # Stopped early: the counters as they end.
+    with learner.train_summary_writer.as_default():
+      training.log_progress(step)
   save_checkpoint(step, force_trigger=True)
   # The SavedModels are written; this only adds a policy checkpoint, quick
   # enough for a stop too.
@@ -274,7 +277,8 @@ def steps_to_next_push(step: int, train: TrainConfig) -> int:
 
 
 def _train_loop(config, training, weights, summaries, stop,
-                last_log_step) -> None:
+                last_log_step: int) -> int:
+  """Trains to max_train_steps or a stop; the step last logged."""
   train = config.train
   learner = training.learner
   step = learner.train_step_numpy
@@ -291,6 +295,7 @@ def _train_loop(config, training, weights, summaries, stop,
       with learner.train_summary_writer.as_default():
         training.log_progress(step)
       last_log_step = step
+  return last_log_step
 
 
 def _log_progress(learner, summaries, step, loss) -> None:

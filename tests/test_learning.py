@@ -40,6 +40,11 @@ def test_cartpole_ppo_reaches_195(tmp_path):
   queue, the learner's iterations, within the flagfile's train steps."""
   _learns(tmp_path, flagfile_path('cartpole_ppo'),
           read_target('cartpole_ppo').train_steps, TARGET_RETURN)
+  # Synchronous PPO: the actors collected only the rounds the learner
+  # requested, with the weights it requested them for.
+  with open(run_dir.log_path(str(tmp_path / 'run'), 'learner')) as f:
+    last = [line for line in f if 'stale items dropped' in line][-1]
+  assert '0 stale items dropped, 0 rounds requested again' in last, last
 
 
 def _learns(tmp_path, flagfile, max_train_steps, target, args=()):
