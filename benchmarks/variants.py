@@ -3,11 +3,13 @@
     .venv/bin/python -m benchmarks.variants --set=replay --root_dir=/tmp/v \
         [--seeds=0,1,2] [--variants=uniform,n_step_3,...]
     .venv/bin/python -m benchmarks.variants --set=ppo --root_dir=/tmp/v
+    .venv/bin/python -m benchmarks.variants --set=ppo_pendulum --root_dir=/tmp/v
 
 replay: CartPole DQN, uniform replay vs prioritized replay and n-step
 returns. ppo: CartPole PPO (synchronous) with 1 and 2 collect actors, and
-training on items up to one iteration old (--max_policy_lag=1). Each run is `deploy.launch_local` on the set's
-flagfile with the variant's flags, --seed, and the flagfile's target as
+training on items up to one iteration old (--max_policy_lag=1);
+ppo_pendulum: Pendulum PPO, synchronous and with lag 1. Each run is
+`deploy.launch_local` on the set's flagfile with the variant's flags, --seed, and the flagfile's target as
 --stop_at_return and --max_train_steps. Seeds run in turn, each through
 every variant (noise hits all alike). A run whose <root_dir>/<set>/<variant>/
 seed_<n> already holds results is reported, not run again.
@@ -49,6 +51,10 @@ SETS = {
         'actors_2': ['--actors=2'],
         'actors_1_lag_1': ['--actors=1', '--max_policy_lag=1'],
         'actors_2_lag_1': ['--actors=2', '--max_policy_lag=1'],
+    }),
+    'ppo_pendulum': ('pendulum_ppo', {
+        'synchronous': ['--max_policy_lag=0'],
+        'lag_1': ['--max_policy_lag=1'],
     }),
 }
 

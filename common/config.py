@@ -218,23 +218,27 @@ class ReplayConfig:
 class PPOConfig:
   """PPO (--agent=ppo): on-policy iterations over a queue of sequences.
 
-  Actors write `sequence_length` consecutive steps of each env as one queue
-  item (episodes may end and start inside it) and pull weights after each.
-  The learner takes exactly `steps_per_iteration` env steps of items
-  collected at most `max_policy_lag` iterations ago, trains `num_epochs`
-  passes over them in minibatches of the agent's batch_size steps, and
-  pushes the new weights: one iteration. Older items are dropped and
-  counted.
+  Actors collect in rounds of `sequence_length` steps of each env, each
+  env's a queue item (episodes may end and start inside it), and pull
+  weights before each round. The learner takes exactly
+  `steps_per_iteration` env steps of items collected at most
+  `max_policy_lag` iterations ago, trains `num_epochs` passes over them in
+  minibatches of the agent's batch_size steps, and pushes the new weights:
+  one iteration. Older items are dropped and counted. Synchronous (lag 0),
+  the learner requests each iteration's rounds and actors collect only
+  those (common/collect_requests.py).
   """
   steps_per_iteration: int = setting(
       2048, flag='ppo_steps_per_iteration', lower_bound=1,
       help='PPO: env steps the learner trains on per iteration, exactly.')
   sequence_length: int = setting(
       64, flag='ppo_sequence_length', lower_bound=2,
-      help='PPO: steps per queue item; actors pull weights after each.')
+      help='PPO: steps per queue item; actors pull weights before each round '
+      'of one item per env.')
   max_policy_lag: int = setting(
       0, lower_bound=0, help='PPO: items collected with weights more than '
-      'this many iterations old are dropped (0: synchronous PPO).')
+      'this many iterations old are dropped (0: synchronous PPO, the actors '
+      'collecting only the rounds the learner requests).')
   num_epochs: int = setting(
       10, lower_bound=1, help='PPO: passes over each iteration\'s data.')
   importance_ratio_clipping: float = setting(

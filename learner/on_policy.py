@@ -111,9 +111,11 @@ class PPOTraining:
     self.env_steps_trained = 0
     self.stale_items_dropped = 0
     self.rounds_requested_again = 0
-    # The longest wait for a fresh item so far (a round's collection,
-    # after the first), which sets how long a wait means a stall.
-    self._longest_wait_s = None
+    # The longest wait for a fresh item so far (about a round's
+    # collection) sets how long a wait means a stall; neither the first
+    # (actors starting) nor one with a stall in it counts.
+    self._longest_wait_s = 0.0
+    self._count_next_wait = False
     self._prepare = tf.function(self._prepare_steps, autograph=False)
 
   def run(self, first: bool = False):
@@ -164,16 +166,15 @@ class PPOTraining:
         lag = policy_lag(version, train_step, self.train_steps_per_iteration)
         if 0 <= lag <= self._ppo.max_policy_lag:
           items.append(packed)
-          if self._longest_wait_s is None:  # The first: actors starting.
-            self._longest_wait_s = 0.0
-          else:
+          if self._count_next_wait:
             self._longest_wait_s = max(self._longest_wait_s, now - last_fresh)
+          self._count_next_wait = True
           last_fresh = now
         else:
           self.stale_items_dropped += 1
-      if now - last_fresh >= max(MIN_STALL_S, 3 * (self._longest_wait_s
-                                                    or 0.0)):
+      if now - last_fresh >= max(MIN_STALL_S, 3 * self._longest_wait_s):
         self._recover(self._ppo.items_per_iteration - len(items))
+        self._count_next_wait = False
         last_fresh = time.monotonic()
     return items
 
