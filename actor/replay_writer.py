@@ -125,7 +125,10 @@ class ReplayWriter:
     self._writer.close()
 
   def _wait(self, max_pending: int) -> None:
-    start = last_log = time.monotonic()
+    wait = reverb_io.LongWait(self._log_wait_after_s, lambda waited: (
+        logging.info('Inserts have waited %.0fs for the server (rate '
+                     'limited, or the server is away): %s', waited,
+                     reverb_io.describe_replay(self._client))))
     while True:
       try:
         self._writer.flush(block_until_num_items=max_pending,
@@ -134,12 +137,7 @@ class ReplayWriter:
       except reverb.errors.DeadlineExceededError:
         if self._should_stop():
           raise StopCollection(server_blocked=True) from None
-        now = time.monotonic()
-        if now - last_log >= self._log_wait_after_s:
-          logging.info('Inserts have waited %.0fs for the server (rate '
-                       'limited, or the server is away): %s', now - start,
-                       reverb_io.describe_replay(self._client))
-          last_log = now
+        wait.tick()
 
 
 class SequenceWriter(ReplayWriter):
@@ -167,7 +165,10 @@ class SequenceWriter(ReplayWriter):
 
   def wait_for_room(self, poll_s: float = 0.02) -> None:
     """Until the queue has room for one sequence of every env."""
-    start = last_log = time.monotonic()
+    wait = reverb_io.LongWait(self._log_wait_after_s, lambda waited: (
+        logging.info('The queue has been full for %.0fs (is the learner '
+                     'training?): %s', waited,
+                     reverb_io.describe_replay(self._client))))
     while True:
       try:
         table = self._client.server_info(timeout=2)[REPLAY_TABLE]
@@ -177,12 +178,7 @@ class SequenceWriter(ReplayWriter):
         pass  # The server watch logs it; wait for it here.
       if self._should_stop():
         raise StopCollection(server_blocked=True)
-      now = time.monotonic()
-      if now - last_log >= self._log_wait_after_s:
-        logging.info('The queue has been full for %.0fs (is the learner '
-                     'training?): %s', now - start,
-                     reverb_io.describe_replay(self._client))
-        last_log = now
+      wait.tick()
       time.sleep(poll_s)
 
   def __call__(self, trajectory) -> None:

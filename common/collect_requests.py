@@ -13,7 +13,6 @@ A request lost with an actor that died mid-round, or with a server restart,
 is issued again by the learner when the iteration has stalled
 (learner/on_policy.py).
 """
-import time
 from typing import Callable
 
 from absl import logging
@@ -64,13 +63,11 @@ class CollectRequests:
       self._reader = reverb_io.QueueReader(
           self._address, REQUESTS_TABLE, REQUEST_SIGNATURE, self._should_stop,
           prefetch=False)
-    start = last_log = time.monotonic()
+    wait = reverb_io.LongWait(self._log_wait_every_s, lambda waited: (
+        logging.info('No collect request for %.0fs: the learner is '
+                     'training, restarting or done', waited)))
     while True:
       version = self._reader.take()
       if version is not None:
         return int(version.numpy())
-      now = time.monotonic()
-      if now - last_log >= self._log_wait_every_s:
-        logging.info('No collect request for %.0fs: the learner is '
-                     'training, restarting or done', now - start)
-        last_log = now
+      wait.tick()

@@ -232,6 +232,22 @@ class ServerWatch:
         away_since = None
 
 
+class LongWait:
+  """Says how long a wait has lasted, every `every_s` seconds of it: call
+  `tick()` in the wait's loop; `say(seconds)` logs."""
+
+  def __init__(self, every_s: float, say: Callable[[float], None]):
+    self._every_s = every_s
+    self._say = say
+    self._start = self._last = time.monotonic()
+
+  def tick(self) -> None:
+    now = time.monotonic()
+    if now - self._last >= self._every_s:
+      self._say(now - self._start)
+      self._last = now
+
+
 class StoppableCalls:
   """Runs blocking Reverb calls in one worker thread, so that the caller can
   leave a call the server will never answer when it is asked to stop.
@@ -248,13 +264,9 @@ class StoppableCalls:
     self.should_stop = should_stop
     self._poll_s = poll_s
 
-  def call(self, fn: Callable[[], Any],
-           on_wait: Optional[Callable[[float], None]] = None,
-           on_wait_every_s: float = 30.0) -> Any:
-    """fn(), or InterruptedError once a stop is requested while it runs;
-    on_wait(seconds waited) every `on_wait_every_s` while it runs."""
+  def call(self, fn: Callable[[], Any]) -> Any:
+    """fn(), or InterruptedError once a stop is requested while it runs."""
     future = self._executor.submit(fn)
-    start = last_report = time.monotonic()
     while True:
       try:
         return future.result(timeout=self._poll_s)
@@ -262,10 +274,6 @@ class StoppableCalls:
         if self.should_stop():
           raise InterruptedError(
               'stopped while the Reverb server did not answer') from None
-        now = time.monotonic()
-        if on_wait and now - last_report >= on_wait_every_s:
-          on_wait(now - start)
-          last_report = now
 
 
 class QueueReader:
@@ -403,20 +411,18 @@ class WeightsSync:
 
   def wait_and_pull(self, timeout_s: float, log_every_s: float = 10.0) -> int:
     """Blocks until the learner pushed weights, then pulls them."""
-    start = last_log = time.monotonic()
+    start = time.monotonic()
+    wait = LongWait(log_every_s, lambda waited: logging.info(
+        'Waiting for the learner to push weights version 0 to table %r '
+        '(%.0fs of %.0fs)', VARIABLES_TABLE, waited, timeout_s))
     while self._client.server_info()[VARIABLES_TABLE].current_size == 0:
-      waited = time.monotonic() - start
       if self._should_stop():
         raise InterruptedError('stopped while waiting for weights')
-      if waited > timeout_s:
+      if time.monotonic() - start > timeout_s:
         raise WeightsTimeoutError(
             f'the learner pushed no weights to table {VARIABLES_TABLE!r} '
             f'within {timeout_s:.0f}s: is the learner running against the '
             f'same Reverb server? (see --weights_timeout_s)')
-      if time.monotonic() - last_log >= log_every_s:
-        logging.info('Waiting for the learner to push weights version 0 to '
-                     'table %r (%.0fs of %.0fs)', VARIABLES_TABLE, waited,
-                     timeout_s)
-        last_log = time.monotonic()
+      wait.tick()
       time.sleep(0.2)
     return self.pull()
