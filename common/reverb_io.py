@@ -1,5 +1,6 @@
 """Talking to the Reverb server: connecting, checking tables, syncing weights."""
 import concurrent.futures
+import queue
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
@@ -255,23 +256,38 @@ class StoppableCalls:
   Reverb's clients wait for a server that went away until it comes back:
   right for a restart, but a process stopping together with its server (a
   launcher's Ctrl-C, docker compose down) would sit in a push or a pull
-  until its forced exit. A call left behind ends with the process.
+  until its forced exit. The worker is a daemon thread, so a call left
+  behind never holds up the exit of the process (a thread pool's workers
+  are joined at exit, which would wait for that call forever).
   """
 
   def __init__(self, should_stop: Callable[[], bool], poll_s: float = 0.5):
-    self._executor = concurrent.futures.ThreadPoolExecutor(
-        max_workers=1, thread_name_prefix='reverb-call')
+    self._calls = queue.SimpleQueue()
+    threading.Thread(target=self._run, daemon=True,
+                     name='reverb-call').start()
     self.should_stop = should_stop
     self._poll_s = poll_s
 
+  def _run(self) -> None:
+    while True:
+      fn, future = self._calls.get()
+      if not future.set_running_or_notify_cancel():
+        continue
+      try:
+        future.set_result(fn())
+      except Exception as e:  # pylint: disable=broad-except
+        future.set_exception(e)
+
   def call(self, fn: Callable[[], Any]) -> Any:
     """fn(), or InterruptedError once a stop is requested while it runs."""
-    future = self._executor.submit(fn)
+    future = concurrent.futures.Future()
+    self._calls.put((fn, future))
     while True:
       try:
         return future.result(timeout=self._poll_s)
       except concurrent.futures.TimeoutError:
         if self.should_stop():
+          future.cancel()
           raise InterruptedError(
               'stopped while the Reverb server did not answer') from None
 

@@ -5,6 +5,8 @@ what a restart made stale)."""
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -12,6 +14,8 @@ import pytest
 from common import reverb_io
 from benchmarks.targets import flagfile_path
 from tests.helpers import CARTPOLE_FLAGS
+from tests.helpers import PROJECT_ROOT
+from tests.helpers import child_env
 from tests.helpers import start_module
 from tests.helpers import stop_processes
 from tests.helpers import unused_port
@@ -253,3 +257,22 @@ def test_actor_waiting_for_weights_stops_cleanly_on_sigterm(tmp_path):
         job.log_path('actor_0')).read()
   finally:
     job.stop()
+
+
+def test_a_call_left_behind_on_stop_does_not_hold_up_the_exit():
+  # A process whose Reverb call never returns (its server is gone) exits
+  # once the caller has given up on it: in-process users (the tests) have
+  # no forced exit.
+  script = '\n'.join([
+      'import threading',
+      'from common import reverb_io',
+      'calls = reverb_io.StoppableCalls(lambda: True, poll_s=0.1)',
+      'try:',
+      '  calls.call(threading.Event().wait)',
+      'except InterruptedError:',
+      '  print("gave up")',
+  ])
+  done = subprocess.run([sys.executable, '-c', script], capture_output=True,
+                        text=True, timeout=120, env=child_env(),
+                        cwd=PROJECT_ROOT)
+  assert (done.returncode, done.stdout) == (0, 'gave up\n'), done.stderr

@@ -101,7 +101,8 @@ def test_each_request_goes_to_one_actor_and_a_new_issue_replaces_the_rest():
     assert learner.untaken() == 0
     # A third take waits: in a thread, until the next issue.
     taken = []
-    waiting = threading.Thread(target=lambda: taken.append(actors[0].take()))
+    waiting = threading.Thread(target=lambda: taken.append(actors[0].take()),
+                               daemon=True)
     waiting.start()
     time.sleep(1.0)
     assert not taken
