@@ -32,7 +32,6 @@ class CollectRequests:
                log_wait_every_s: float = 30.0):
     self._address = address
     self._client = reverb.Client(address)
-    self._should_stop = should_stop
     self._calls = reverb_io.StoppableCalls(should_stop)
     self._log_wait_every_s = log_wait_every_s
     self._reader = None  # An actor's, made at its first take.
@@ -61,8 +60,8 @@ class CollectRequests:
     weights version it asks for. Raises InterruptedError once stopped."""
     if self._reader is None:
       self._reader = reverb_io.QueueReader(
-          self._address, REQUESTS_TABLE, REQUEST_SIGNATURE, self._should_stop,
-          prefetch=False)
+          self._address, REQUESTS_TABLE, REQUEST_SIGNATURE,
+          self._calls.should_stop, prefetch=False)
     wait = reverb_io.LongWait(self._log_wait_every_s, lambda waited: (
         logging.info('No collect request for %.0fs: the learner is '
                      'training, restarting or done', waited)))

@@ -316,7 +316,6 @@ class QueueReader:
     self._table = table
     self._prefetch = prefetch
     self._iterator = iter(self._dataset) if prefetch else None
-    self._should_stop = should_stop
     # A sample waits for a server that went away until it is back.
     self._calls = StoppableCalls(should_stop)
 
@@ -340,7 +339,7 @@ class QueueReader:
           logging.WARNING, 'Taking from queue %r failed (%s); retrying until '
           'the server answers', 10, self._table, str(e).splitlines()[0])
       time.sleep(1.0)
-    if self._should_stop():
+    if self._calls.should_stop():
       raise InterruptedError('stopped while waiting for the queue')
     self._iterator = iter(self._dataset) if self._prefetch else None
     return None
@@ -384,7 +383,6 @@ class WeightsSync:
     self._flat_variables = tf.nest.flatten(variables)
     self._version_index = [path for path, _ in tree.flatten_with_path(
         variables)].index((TRAIN_STEP_KEY,))
-    self._should_stop = should_stop
     self._calls = StoppableCalls(should_stop)
 
   @property
@@ -432,7 +430,7 @@ class WeightsSync:
         'Waiting for the learner to push weights version 0 to table %r '
         '(%.0fs of %.0fs)', VARIABLES_TABLE, waited, timeout_s))
     while self._client.server_info()[VARIABLES_TABLE].current_size == 0:
-      if self._should_stop():
+      if self._calls.should_stop():
         raise InterruptedError('stopped while waiting for weights')
       if time.monotonic() - start > timeout_s:
         raise WeightsTimeoutError(
