@@ -1,27 +1,20 @@
-"""The collect loop: random initial collection, then the agent's collect policy."""
+"""The collect loop: the algorithm's collector (its builder's) fed with the
+latest weights before each round."""
 import time
-from typing import Optional
 
 from absl import logging
 import tensorflow as tf
-from tf_agents.policies import random_py_policy
-from tf_agents.train import actor as tfa_actor
-from tf_agents.trajectories import trajectory
 
 from actor import runtime as runtime_lib
 from actor.episode_stats import EpisodeStats
 from actor.fast_policy import FastPyPolicy
-from actor.replay_writer import ReplayWriter
-from actor.replay_writer import SequenceWriter
 from actor.replay_writer import StopCollection
-from common import reverb_io
-from common.collect_requests import CollectRequests
+from algorithms.base import CollectParts
 from common import run_dir
 from common import shutdown
+from common import tables
 from common.config import ExperimentConfig
 from common import specs as specs_lib
-
-_RANDOM_STEPS_PER_CHECK = 50
 
 
 def run_collect(config: ExperimentConfig, settings: runtime_lib.ActorSettings,
@@ -33,24 +26,27 @@ def run_collect(config: ExperimentConfig, settings: runtime_lib.ActorSettings,
                                  num_envs=num_envs)
   runtime_lib.stop_when_learner_done(stop, settings.reverb_address,
                                      config.train.max_train_steps)
+  should_stop = lambda: stop.requested
   layout = specs_lib.specs_of(config, rt.agent, rt.train_step).replay_layout
-  if config.on_policy:
-    writer = SequenceWriter(rt.client, layout, lambda: stop.requested,
-                            lambda: rt.weights.version, num_envs)
-  else:
-    writer = ReplayWriter(rt.client, layout, lambda: stop.requested,
-                          num_envs, priority=config.replay.initial_priority)
+  writer = config.builder.make_writer(config, rt.client, layout, should_stop,
+                                      lambda: rt.weights.version, num_envs)
   random_stats, stats = EpisodeStats(num_envs), EpisodeStats(num_envs)
+  collector = config.builder.make_collector(CollectParts(
+      config=config, address=settings.reverb_address, client=rt.client,
+      env=rt.env, policy=FastPyPolicy(rt.agent.collect_policy, rt.env.batched),
+      train_step=rt.train_step, writer=writer, stats=stats,
+      random_stats=random_stats,
+      summary_dir=(run_dir.actor_summary_dir(settings.root_dir, settings.task)
+                   if settings.root_dir else None),
+      should_stop=should_stop))
   flush_timeout_s = 2.0
   try:
-    if not config.on_policy:  # PPO learns from its own policy's steps only.
-      _collect_random(config, rt, writer, random_stats, stop)
-      writer.end_episode()  # No item spans both policies.
-    _collect_with_policy(config, settings, rt, writer, stats, stop)
+    collector.warm_up()
+    _collect_with_policy(config, settings, rt, collector, stats, stop)
   except StopCollection as stopped:
     if stopped.server_blocked:
       flush_timeout_s = 0  # The server is not taking items: do not wait.
-  except InterruptedError:  # Stopped in a pull the server did not answer.
+  except InterruptedError:  # Stopped in a call the server did not answer.
     flush_timeout_s = 0
   finally:
     writer.close(flush_timeout_s)
@@ -61,106 +57,25 @@ def run_collect(config: ExperimentConfig, settings: runtime_lib.ActorSettings,
   return steps
 
 
-def _collect_random(config, rt, writer, stats, stop) -> None:
-  """Random steps until the table holds the initial collection (shared)."""
-  random_actor = tfa_actor.Actor(
-      rt.env,
-      random_py_policy.RandomPyPolicy(
-          rt.env.time_step_spec(), rt.env.action_spec(),
-          outer_dims=(rt.env.batch_size,) if rt.env.batched else None),
-      rt.train_step, steps_per_run=_RANDOM_STEPS_PER_CHECK,
-      observers=[writer, stats])
-  while not stop.requested:
-    size = reverb_io.table_size(rt.client)
-    if size >= config.replay.min_size:
-      break
-    random_actor.run()
-    writer.end_episode()  # Flushes, so the table size above is current.
-  logging.info('Initial random collection done: %d env steps here',
-               stats.env_steps)
-
-
-def _collect_with_policy(config, settings, rt, writer, stats, stop) -> None:
-  summary_dir = (run_dir.actor_summary_dir(settings.root_dir, settings.task)
-                 if settings.root_dir else None)
-  collect_actor = make_collect_actor(
-      config, rt.env, FastPyPolicy(rt.agent.collect_policy, rt.env.batched),
-      rt.train_step, writer, stats, summary_dir)
-  report = _Report(settings.task, rt.client, collect_actor.summary_writer,
-                   stats)
-  requests = None
-  if config.rounds_per_iteration:  # Synchronous PPO: rounds on request.
-    requests = CollectRequests(settings.reverb_address,
-                               lambda: stop.requested)
+def _collect_with_policy(config, settings, rt, collector, stats, stop) -> None:
+  """Rounds of the collector until the learner is done or a stop: before
+  each, the collector's wait (e.g. for a request) and a weights pull; the
+  Actor/* scalars every log_every_s."""
+  report = _Report(settings.task, rt.client, collector.summary_writer, stats)
   version = rt.weights.version
   try:
     while not stop.requested:
-      if requests:
-        requests.take()
-      elif config.on_policy:
-        writer.wait_for_room()
+      collector.wait_for_round()
       version = rt.weights.pull()
       if version >= config.train.max_train_steps:
         break
-      collect_actor.run()
+      collector.run_round()
       if report.seconds_since_last() >= settings.log_every_s:
         report.write(version)
   finally:
     # When stopping, the server may be stopping too: do not ask it.
     report.write(version, ask_server=not stop.requested)
-    collect_actor.summary_writer.flush()
-
-
-def make_collect_actor(config: ExperimentConfig, env, policy, train_step,
-                       writer: ReplayWriter, stats: EpisodeStats,
-                       summary_dir: Optional[str]):
-  """Steps the envs with the writer and the stats as observers, one weights
-  pull interval per run(): TF-Agents' Actor for pull_every_steps steps of
-  each env; PPO: one sequence of each env (SequenceRounds)."""
-  observers = [writer, stats]
-  if config.on_policy:
-    return SequenceRounds(env, policy, observers, config.ppo.sequence_length,
-                          summary_dir)
-  return tfa_actor.Actor(
-      env, policy, train_step,
-      steps_per_run=config.train.pull_every_steps * _num_envs(env),
-      observers=observers, summary_dir=summary_dir)
-
-
-class SequenceRounds:
-  """PPO's collection: each run() steps every env exactly `steps` times,
-  one sequence of each, so that the actor pulls weights between sequences.
-
-  (TF-Agents' driver counts steps without the LAST -> FIRST ones between
-  episodes, so its runs drift off the sequences, and a sequence would be
-  collected with two versions of the weights.)
-  """
-
-  def __init__(self, env, policy, observers, steps: int,
-               summary_dir: Optional[str]):
-    self._env = env
-    self._policy = policy
-    self._observers = observers
-    self._steps = steps
-    self._time_step = env.reset()
-    self.summary_writer = (
-        tf.summary.create_file_writer(summary_dir, flush_millis=10000)
-        if summary_dir else tf.summary.create_noop_writer())
-
-  def run(self) -> None:
-    time_step = self._time_step
-    for _ in range(self._steps):
-      action_step = self._policy.action(time_step)
-      next_time_step = self._env.step(action_step.action)
-      step = trajectory.from_transition(time_step, action_step, next_time_step)
-      for observer in self._observers:
-        observer(step)
-      time_step = next_time_step
-    self._time_step = time_step
-
-
-def _num_envs(env) -> int:
-  return env.batch_size if env.batched else 1
+    collector.summary_writer.flush()
 
 
 class _Report:
@@ -180,7 +95,7 @@ class _Report:
   def write(self, version: int, ask_server: bool = True) -> None:
     """Logs and summarizes; the policy lag needs the server (else 0)."""
     steps, now = self._stats.env_steps, time.monotonic()
-    learner_step = ((ask_server and reverb_io.learner_train_step(self._client))
+    learner_step = ((ask_server and tables.learner_train_step(self._client))
                     or version)
     values = {
         'Actor/env_steps_per_sec':

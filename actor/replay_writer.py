@@ -13,7 +13,6 @@ check whether the actor should stop, and logs when it has waited long. A
 stop request ends collection at the next step.
 """
 import collections
-import time
 from typing import Callable
 
 from absl import logging
@@ -21,14 +20,11 @@ import numpy as np
 import reverb
 from tf_agents.trajectories import time_step as ts
 
-from common import reverb_io
+from common import reverb_calls
+from common import tables
 from common.config import REPLAY_TABLE
 from common.replay_layout import ReplayLayout
 from common.replay_layout import STEP_COLUMN
-from common.replay_layout import VERSION_COLUMN
-
-_WAIT_SLICE_MS = 500
-
 
 class StopCollection(Exception):
   """Raised from inside a write when the actor was asked to stop.
@@ -125,79 +121,16 @@ class ReplayWriter:
     self._writer.close()
 
   def _wait(self, max_pending: int) -> None:
-    wait = reverb_io.LongWait(self._log_wait_after_s, lambda waited: (
+    wait = reverb_calls.LongWait(self._log_wait_after_s, lambda waited: (
         logging.info('Inserts have waited %.0fs for the server (rate '
                      'limited, or the server is away): %s', waited,
-                     reverb_io.describe_replay(self._client))))
+                     tables.describe_replay(self._client))))
     while True:
       try:
         self._writer.flush(block_until_num_items=max_pending,
-                           timeout_ms=_WAIT_SLICE_MS)
+                           timeout_ms=reverb_calls.WAIT_SLICE_MS)
         return
       except reverb.errors.DeadlineExceededError:
         if self._should_stop():
           raise StopCollection(server_blocked=True) from None
         wait.tick()
-
-
-class SequenceWriter(ReplayWriter):
-  """On-policy items (PPO): each env's steps cut into back-to-back
-  sequences of the layout's length (episodes may end and start inside one),
-  each with the version of the weights that collected it.
-
-  The actor pulls weights only between sequences, so a sequence is one
-  policy's; the version recorded is its first step's. After each sequence
-  the writer waits until the queue has taken it. Synchronous PPO's actors
-  collect only the rounds the learner requested; otherwise `wait_for_room`
-  holds the next sequence back until the queue has room for it, so that an
-  actor does not hold collected steps the queue cannot take yet.
-  """
-
-  def __init__(self, client: reverb.Client, layout: ReplayLayout,
-               should_stop: Callable[[], bool],
-               policy_version: Callable[[], int], num_envs: int = 1,
-               log_wait_after_s: float = 30.0):
-    super().__init__(client, layout, should_stop, num_envs,
-                     log_wait_after_s=log_wait_after_s)
-    self._policy_version = policy_version
-    self._version = None  # The current sequence's.
-    self._steps = 0
-
-  def wait_for_room(self, poll_s: float = 0.02) -> None:
-    """Until the queue has room for one sequence of every env."""
-    wait = reverb_io.LongWait(self._log_wait_after_s, lambda waited: (
-        logging.info('The queue has been full for %.0fs (is the learner '
-                     'training?): %s', waited,
-                     reverb_io.describe_replay(self._client))))
-    while True:
-      try:
-        table = self._client.server_info(timeout=2)[REPLAY_TABLE]
-        if table.current_size + self._num_envs <= table.max_size:
-          return
-      except reverb_io.SERVER_AWAY_ERRORS:
-        pass  # The server watch logs it; wait for it here.
-      if self._should_stop():
-        raise StopCollection(server_blocked=True)
-      wait.tick()
-      time.sleep(poll_s)
-
-  def __call__(self, trajectory) -> None:
-    if self._should_stop():
-      raise StopCollection(server_blocked=False)
-    packed = self._layout.pack(trajectory)
-    packed = list(packed) if self._num_envs > 1 else [packed]
-    if self._steps % self._length == 0:  # Weights change between sequences.
-      self._version = np.int64(self._policy_version())
-    self._writer.append(packed + [self._version])
-    self._steps += 1
-    if self._steps % self._length:
-      return
-    columns = self._writer.history
-    version = columns[self._num_envs][-self._length]
-    for env in range(self._num_envs):
-      self._writer.create_item(
-          REPLAY_TABLE, priority=1.0,
-          trajectory={STEP_COLUMN: columns[env][-self._length:],
-                      VERSION_COLUMN: version})
-      self.items_written += 1
-    self._wait(0)

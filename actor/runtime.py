@@ -13,7 +13,9 @@ from tf_agents.environments import py_environment
 
 from common import agents
 from common import envs
-from common import reverb_io
+from common import connection
+from common import tables
+from common.weights import WeightsSync
 from common import run_dir
 from common import shutdown
 from common import specs as specs_lib
@@ -45,7 +47,7 @@ class ActorRuntime:
   agent: tf_agent.TFAgent
   train_step: tf.Variable
   client: reverb.Client
-  weights: reverb_io.WeightsSync
+  weights: WeightsSync
 
 
 def load_envs(config: ExperimentConfig, seed: int,
@@ -79,11 +81,12 @@ def start_runtime(config: ExperimentConfig, settings: ActorSettings,
   tf.random.set_seed(seed)
   env = load_envs(config, seed, num_envs)
   agent, train_step = agents.make_agent(config, env)
-  client = reverb_io.connect(
+  client = connection.connect(
       settings.reverb_address, settings.connect_timeout_s,
-      expected=specs_lib.specs_of(config, agent, train_step))
-  reverb_io.ServerWatch(settings.reverb_address, stop)
-  weights = reverb_io.WeightsSync(
+      expected=tables.experiment_tables(
+          config, specs_lib.specs_of(config, agent, train_step)))
+  connection.ServerWatch(settings.reverb_address, stop)
+  weights = WeightsSync(
       settings.reverb_address, specs_lib.variables_nest(agent, train_step),
       lambda: stop.requested)
   logging.info('Waiting for weights from the learner (up to %.0fs)',
@@ -104,7 +107,7 @@ def stop_when_learner_done(stop: shutdown.Shutdown, address: str,
   client = reverb.Client(address)
 
   def learner_done():
-    step = reverb_io.learner_train_step(client)
+    step = tables.learner_train_step(client)
     if step is not None and step >= max_train_steps:
       return f'the learner reached max_train_steps ({step})'
     return None

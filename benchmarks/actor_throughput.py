@@ -26,7 +26,8 @@ from benchmarks.table import print_table
 from actor.replay_writer import ReplayWriter
 from actor.runtime import load_envs
 from common import agents
-from common import reverb_io
+from common.connection import connect
+from common.weights import WeightsSync
 from common import specs as specs_lib
 
 _ENVS = flags.DEFINE_list('envs', ['1', '8', '32'], 'Envs per actor.')
@@ -62,12 +63,12 @@ def measure(name: str, num_envs: int):
   policy = FastPyPolicy(agent.collect_policy, env.batched)
   with experiments.server_process(name) as server:
     address = server.address
-    weights = reverb_io.WeightsSync(
+    weights = WeightsSync(
         address, specs_lib.variables_nest(agent, train_step))
     weights.push()
     stats = EpisodeStats(num_envs)
     layout = specs_lib.specs_of(config, agent, train_step).replay_layout
-    writer = ReplayWriter(reverb_io.connect(address, timeout_s=30), layout,
+    writer = ReplayWriter(connect(address, timeout_s=30), layout,
                           lambda: False, num_envs)
     actor = make_collect_actor(config, env, policy, train_step, writer,
                                stats, summary_dir=None)

@@ -32,7 +32,7 @@ from benchmarks import experiments
 from benchmarks.table import print_table
 from common import cli
 from common import ports
-from common import reverb_io
+from common.tables import learner_train_step
 from common import run_dir
 from common import shutdown
 from common.config import REPLAY_TABLE
@@ -98,7 +98,7 @@ class Watcher:
         continue
       try:
         table = client.server_info(timeout=2)[REPLAY_TABLE]
-        step = reverb_io.learner_train_step(client)
+        step = learner_train_step(client)
       except Exception:  # pylint: disable=broad-except
         continue  # Went away during the call.
       self.observations.append(Observation(

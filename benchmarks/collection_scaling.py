@@ -33,7 +33,9 @@ from benchmarks import experiments
 from benchmarks.table import print_table
 from common import agents
 from common import envs
-from common import reverb_io
+from common.connection import connect
+from common.tables import table_size
+from common.weights import WeightsSync
 from common import specs as specs_lib
 from common.config import REPLAY_TABLE
 
@@ -93,7 +95,7 @@ def actor_processes(name, overrides, address, count):
 def wait_until_inserting(client, actors, timeout_s=120) -> None:
   """Until inserts flow, then 5 s more for every actor to be in its loop."""
   deadline = time.monotonic() + timeout_s
-  while reverb_io.table_size(client) == 0:
+  while table_size(client) == 0:
     if any(actor.poll() is not None for actor in actors):
       raise RuntimeError('an actor process exited')
     if time.monotonic() > deadline:
@@ -111,9 +113,9 @@ def measure(name: str, num_envs: int):
   env.close()
   with experiments.server_process(name, *overrides) as server:
     address = server.address
-    reverb_io.WeightsSync(
+    WeightsSync(
         address, specs_lib.variables_nest(agent, train_step)).push()
-    client = reverb_io.connect(address, timeout_s=30)
+    client = connect(address, timeout_s=30)
     with actor_processes(name, overrides, address, 2) as actors:
       wait_until_inserting(client, actors)
       windows = {1: [], 2: []}

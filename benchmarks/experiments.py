@@ -12,7 +12,7 @@ from typing import Iterator, List, NamedTuple
 import portpicker
 
 from common import cli
-from common import reverb_io
+from common.connection import connect
 from common import run_dir
 from common.config import ExperimentConfig
 
@@ -47,7 +47,7 @@ def server_process(name: str, *overrides: str) -> Iterator[ServerProcess]:
        f'--port={port}'], cwd=PROJECT_ROOT, stderr=subprocess.DEVNULL)
   try:
     address = f'localhost:{port}'
-    reverb_io.connect(address, timeout_s=60)
+    connect(address, timeout_s=60)
     yield ServerProcess(address, server.pid)
   finally:
     server.kill()

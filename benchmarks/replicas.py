@@ -34,7 +34,7 @@ from common import specs as specs_lib
 from common.config import StrategyConfig
 from learner import metrics as learner_metrics
 from learner import replay_input
-from learner import train
+from learner import strategy as strategy_lib
 
 _EXPERIMENTS = flags.DEFINE_list(
     'experiments', ['cartpole_dqn', 'minitaur_sac'], 'configs/<name>.flags.')
@@ -59,7 +59,7 @@ def measure_variant(name: str, address: str) -> dict:
   steps/s and the fraction of that time it waited for data."""
   config = experiments.load(name)
   # First: logical devices are set before TensorFlow starts its own.
-  strategy = train.make_strategy(settings.from_flags(StrategyConfig), 30)
+  strategy = strategy_lib.make_strategy(settings.from_flags(StrategyConfig), 30)
   tf.keras.utils.set_random_seed(config.seed)
   env = envs.load_env(config.env)
   with strategy.scope():

@@ -79,7 +79,8 @@ def run_tutorial() -> float:
 def run_topology() -> tuple:
   """(train steps/s, the learner's last logged data wait)."""
   # pylint: disable=g-import-not-at-top
-  from common import reverb_io
+  from common.connection import connect
+  from common.tables import learner_train_step
   # pylint: enable=g-import-not-at-top
   root = tempfile.mkdtemp()
   port = portpicker.pick_unused_port()
@@ -90,13 +91,13 @@ def run_topology() -> tuple:
        '--max_train_steps=10000000', f'--port={port}', f'--root_dir={root}'],
       cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   try:
-    client = reverb_io.connect(f'localhost:{port}', timeout_s=120)
-    while not reverb_io.learner_train_step(client):
+    client = connect(f'localhost:{port}', timeout_s=120)
+    while not learner_train_step(client):
       if launcher.poll() is not None:
         raise RuntimeError(f'the launcher exited; logs in {root}/logs')
       time.sleep(0.5)
     time.sleep(_WARMUP_SECONDS.value)
-    rate = _push_rate(lambda: reverb_io.learner_train_step(client),
+    rate = _push_rate(lambda: learner_train_step(client),
                       _SECONDS.value)
   finally:
     launcher.send_signal(signal.SIGTERM)

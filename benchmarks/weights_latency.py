@@ -25,7 +25,7 @@ from benchmarks import experiments
 from benchmarks.table import print_table
 from common import agents
 from common import envs
-from common import reverb_io
+from common.weights import WeightsSync
 from common import specs as specs_lib
 
 _EXPERIMENTS = flags.DEFINE_list(
@@ -44,8 +44,8 @@ def variables_of(config):
   return specs_lib.variables_nest(agent, train_step)
 
 
-def check_round_trip(learner: reverb_io.WeightsSync, learner_variables,
-                     actor: reverb_io.WeightsSync, actor_variables) -> None:
+def check_round_trip(learner: WeightsSync, learner_variables,
+                     actor: WeightsSync, actor_variables) -> None:
   """Pushes random learner weights; raises unless the actor pulls them."""
   for variable in tf.nest.flatten(learner_variables):
     if variable.dtype.is_floating:
@@ -78,8 +78,8 @@ def measure(name: str) -> Row:
   actor_variables = variables_of(config)
   with experiments.server_process(name) as server:
     address = server.address
-    learner = reverb_io.WeightsSync(address, learner_variables)
-    actor = reverb_io.WeightsSync(address, actor_variables)
+    learner = WeightsSync(address, learner_variables)
+    actor = WeightsSync(address, actor_variables)
     check_round_trip(learner, learner_variables, actor, actor_variables)
     push_s, pull_s = [], []
     for repetition in range(_WARM_UP + _REPETITIONS.value):

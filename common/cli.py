@@ -52,7 +52,7 @@ def parse_experiment(args: List[str]) -> cfg.ExperimentConfig:
 def log_config(config: cfg.ExperimentConfig) -> None:
   """Logs the hyperparameters as a table, one `section.field = value` a line."""
   rows = []
-  sections = ('env', 'agent', 'ppo' if config.on_policy else 'replay', 'train')
+  sections = ('env', 'agent', config.builder.config_section, 'train')
   for section in sections:
     for field, value in getattr(config, section).__dict__.items():
       rows.append(f'  {section}.{field:<24} {value}')

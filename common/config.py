@@ -6,10 +6,12 @@ library takes these objects and never reads flags.
 import dataclasses
 from typing import Optional, Tuple
 
+import algorithms
+from common import ports
 from common.errors import ConfigError
 from common.settings import setting
 
-AGENT_KINDS = ('dqn', 'sac', 'ppo')
+AGENT_KINDS = algorithms.KINDS
 ENV_SUITES = ('auto', 'gym', 'pybullet')
 RATE_LIMITERS = ('sample_to_insert', 'min_size')
 SAMPLERS = ('uniform', 'prioritized')
@@ -56,31 +58,14 @@ class EnvConfig:
     return 'pybullet' if 'Bullet' in self.name else 'gym'
 
 
-# The DQN CartPole and SAC Minitaur tutorials' hyperparameters: what an
-# AgentConfig field left unset takes.
-_TUTORIAL_AGENTS = {
-    'dqn': dict(fc_layer_params=(100, 50), critic_fc_layer_params=(),
-                learning_rate=1e-3, batch_size=64, gamma=1.0,
-                target_update_tau=1.0, target_update_period=1,
-                epsilon_greedy=0.1, reward_scale_factor=1.0),
-    'sac': dict(fc_layer_params=(256, 256), critic_fc_layer_params=(256, 256),
-                learning_rate=3e-4, batch_size=256, gamma=0.99,
-                target_update_tau=0.005, target_update_period=1,
-                epsilon_greedy=0.0, reward_scale_factor=1.0),
-    # TF-Agents' PPO examples (schulman17): batch_size is the minibatch, in
-    # env steps.
-    'ppo': dict(fc_layer_params=(64, 64), critic_fc_layer_params=(64, 64),
-                learning_rate=3e-4, batch_size=64, gamma=0.99,
-                target_update_tau=1.0, target_update_period=1,
-                epsilon_greedy=0.0, reward_scale_factor=1.0),
-}
 _TUTORIAL = "the agent's tutorial value"
 
 
 @dataclasses.dataclass(frozen=True)
 class AgentConfig:
-  """Agent hyperparameters; each one left unset (None) takes the tutorial's
-  value for the agent `kind` (DQN CartPole, SAC Minitaur)."""
+  """Agent hyperparameters; each one left unset (None) takes the value the
+  agent `kind`'s builder gives (algorithms/: the DQN CartPole and SAC
+  Minitaur tutorials', TF-Agents' PPO examples')."""
   kind: str = setting('dqn', flag='agent', enum=AGENT_KINDS,
                       help='Agent kind.')
   fc_layer_params: Optional[Tuple[int, ...]] = setting(
@@ -107,9 +92,7 @@ class AgentConfig:
       'n_step + 1 consecutive steps of one episode.')
 
   def __post_init__(self):
-    _check(self.kind in AGENT_KINDS,
-           f'agent must be one of {AGENT_KINDS}, got {self.kind!r}')
-    for name, value in _TUTORIAL_AGENTS[self.kind].items():
+    for name, value in algorithms.get(self.kind).defaults.items():
       if getattr(self, name) is None:
         object.__setattr__(self, name, value)
     _check(len(self.fc_layer_params) > 0 and
@@ -126,8 +109,6 @@ class AgentConfig:
     _check(0.0 <= self.epsilon_greedy <= 1.0,
            f'epsilon_greedy must be in [0, 1], got {self.epsilon_greedy}')
     _check(self.n_step >= 1, f'n_step must be >= 1, got {self.n_step}')
-    _check(self.n_step == 1 or self.kind == 'dqn',
-           f'n_step {self.n_step} needs --agent=dqn')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -328,59 +309,16 @@ class ExperimentConfig:
                       'id.')
 
   def __post_init__(self):
-    _check(self.replay.sampler == 'uniform' or self.agent.kind == 'dqn',
-           f'--replay_sampler={self.replay.sampler} needs --agent=dqn (its '
-           f'TD errors set the priorities)')
     if self.replay.samples_per_insert is None:
       object.__setattr__(self, 'replay', dataclasses.replace(
           self.replay, samples_per_insert=float(self.agent.batch_size)))
-    if self.on_policy:
-      self._check_ppo()
-      return
-    _check(self.agent.batch_size <= self.replay.capacity,
-           f'batch_size ({self.agent.batch_size}) must not exceed the replay '
-           f'capacity ({self.replay.capacity})')
-
+    self.builder.check_config(self)
 
   @property
-  def on_policy(self) -> bool:
-    """PPO: the replay table is a queue of sequences, each trained on once."""
-    return self.agent.kind == 'ppo'
-
-  @property
-  def item_length(self) -> int:
-    """Steps per replay item: the agent's train sequence (off-policy), the
-    PPO sequence (on-policy)."""
-    if self.on_policy:
-      return self.ppo.sequence_length
-    return 2 if self.agent.kind == 'sac' else self.agent.n_step + 1
-
-  def _check_ppo(self) -> None:
-    ppo, batch_size = self.ppo, self.agent.batch_size
-    _check(ppo.steps_per_iteration % batch_size == 0,
-           f'ppo_steps_per_iteration ({ppo.steps_per_iteration}) must be a '
-           f'multiple of batch_size ({batch_size}, the minibatch)')
-    steps = ppo.train_steps_per_iteration(batch_size)
-    _check(self.train.max_train_steps % steps == 0,
-           f'with --agent=ppo, max_train_steps ({self.train.max_train_steps}) '
-           f'must be a multiple of the train steps per iteration ({steps} = '
-           f'num_epochs {ppo.num_epochs} x ppo_steps_per_iteration '
-           f'{ppo.steps_per_iteration} / batch_size {batch_size})')
-    round_steps = ppo.sequence_length * self.train.envs_per_actor
-    _check(not ppo.synchronous or ppo.steps_per_iteration % round_steps == 0,
-           f'with --max_policy_lag=0 the learner requests whole actor rounds '
-           f'(a sequence of each env): ppo_steps_per_iteration '
-           f'({ppo.steps_per_iteration}) must be a multiple of '
-           f'ppo_sequence_length x envs_per_actor ({ppo.sequence_length} x '
-           f'{self.train.envs_per_actor})')
-
-  @property
-  def rounds_per_iteration(self) -> int:
-    """Synchronous PPO: the collect rounds (a sequence of each of an
-    actor's envs) the learner requests per iteration; else 0."""
-    if not (self.on_policy and self.ppo.synchronous):
-      return 0
-    return self.ppo.items_per_iteration // self.train.envs_per_actor
+  def builder(self) -> algorithms.Builder:
+    """The agent kind's builder: what the processes ask for everything
+    that differs between algorithms."""
+    return algorithms.get(self.agent.kind)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -413,3 +351,6 @@ class ReverbClientSettings:
                                 help='host:port of the Reverb server.')
   connect_timeout_s: float = setting(
       30.0, help='Give up if Reverb does not answer by then.')
+
+  def __post_init__(self):
+    ports.parse_address(self.reverb_address)  # At once, not after a timeout.

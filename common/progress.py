@@ -37,14 +37,14 @@ class Snapshot:
 def take_snapshot(client: 'reverb.Client',
                   csv_path: Optional[str] = None) -> Snapshot:
   """Server counters, and the last eval row when given the results CSV."""
-  from common import reverb_io  # pylint: disable=g-import-not-at-top
+  from common import tables  # pylint: disable=g-import-not-at-top
   table = client.server_info(timeout=5)[REPLAY_TABLE]
   rows = run_dir.read_eval_returns(csv_path) if csv_path else []
   last = rows[-1] if rows else None
   signature = table.signature or {}
   return Snapshot(
       time=time.monotonic(),
-      train_step=reverb_io.learner_train_step(client),
+      train_step=tables.learner_train_step(client),
       inserts=table.rate_limiter_info.insert_stats.completed,
       replay_size=table.current_size,
       replay_capacity=table.max_size,

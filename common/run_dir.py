@@ -5,6 +5,8 @@ writable before a process starts work.
     experiment.flags       the experiment every process ran with (launcher)
     started_at             the first launch, epoch seconds (launcher)
     logs/<process>.log     each child's output (launcher)
+    records/<process>.jsonl  milestones and progress, for programs
+                           (common/records.py: learner, launcher, server)
     eval/returns.csv       one row per evaluation (eval actor)
     eval/, train/, actors/task_N/   TensorBoard summaries
     train/checkpoints/     learner checkpoints
@@ -26,6 +28,7 @@ from common.errors import UserError
 EXPERIMENT_FLAGS = 'experiment.flags'
 STARTED_AT = 'started_at'
 LOGS_DIR = 'logs'
+RECORDS_DIR = 'records'
 EVAL_DIR = 'eval'
 RETURNS_CSV = 'returns.csv'
 TRAIN_DIR = 'train'  # tf_agents.train.learner.TRAIN_DIR
@@ -39,6 +42,10 @@ RETURNS_PNG = 'returns.png'
 
 def log_path(root_dir: str, process: str) -> str:
   return os.path.join(root_dir, LOGS_DIR, f'{process}.log')
+
+
+def records_path(root_dir: str, process: str) -> str:
+  return os.path.join(root_dir, RECORDS_DIR, f'{process}.jsonl')
 
 
 def eval_dir(root_dir: str) -> str:

@@ -2,6 +2,7 @@
 text, from which its command-line flag is made (the flag is named after the
 field unless the field says otherwise)."""
 import dataclasses
+import math
 import sys
 import typing
 from typing import Any, Dict, List, Optional, Sequence
@@ -81,6 +82,9 @@ def define_flags(cls, fv: flags.FlagValues = flags.FLAGS,
     elif kind is float:
       flags.DEFINE_float(name, default, help_text, flag_values=fv,
                           **bounds, **owner)
+      # nan passes any bounds and every comparison with it is False.
+      flags.register_validator(name, lambda v: v is None or not math.isnan(v),
+                               'must be a number, not nan', flag_values=fv)
     elif kind is tuple:
       flags.DEFINE_list(name, None if default is None else
                         [str(v) for v in default], help_text, flag_values=fv,

@@ -1,4 +1,4 @@
-"""Derives data specs, the policy-variable signature and Reverb tables.
+"""Derives the data specs and the policy-variable signature.
 
 Every process calls into this one module with the same ExperimentConfig, so
 nobody has to wait for another process (or a SavedModel on disk) to learn the
@@ -6,9 +6,7 @@ shapes it must read or write.
 """
 import dataclasses
 import functools
-from typing import List
 
-import reverb
 import tensorflow as tf
 from tf_agents.experimental.distributed import reverb_variable_container
 from tf_agents.typing import types
@@ -16,35 +14,29 @@ from tf_agents.typing import types
 from common import agents
 from common import envs
 from common.config import ExperimentConfig
-from common.config import ReplayConfig
-from common.config import REPLAY_TABLE
 from common.replay_layout import ReplayLayout
 
 VARIABLES_TABLE = reverb_variable_container.DEFAULT_TABLE
-# Synchronous PPO: the learner's requests for collect rounds, each holding
-# the weights version it asks for (common/collect_requests.py).
-REQUESTS_TABLE = 'collect_requests'
-REQUEST_SIGNATURE = tf.TensorSpec([], tf.int64)
 POLICY_KEY = reverb_variable_container.POLICY_KEY
 TRAIN_STEP_KEY = reverb_variable_container.TRAIN_STEP_KEY
 
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentSpecs:
+  """The shapes every process derives from the config: of a step, of a
+  replay item (`replay_layout`) and of the weights (`variables_signature`)."""
   time_step_spec: types.TimeStep
   action_spec: types.NestedTensorSpec
   collect_data_spec: types.NestedTensorSpec
   variables_signature: types.NestedTensorSpec
-  sequence_length: int  # Steps per replay item (ExperimentConfig.item_length).
-  on_policy: bool  # Items carry their policy version, in a queue (PPO).
-  queue_size: int  # On-policy: items the queue holds, one iteration's.
-  rounds_per_iteration: int  # Synchronous PPO: rounds requested (else 0).
+  sequence_length: int  # Steps per replay item (the builder's item_length).
+  versioned_items: bool  # Items carry their policy version (PPO).
 
   @functools.cached_property
   def replay_layout(self) -> ReplayLayout:
     """How actors store collect data and the learner reads it back."""
     return ReplayLayout(self.collect_data_spec, self.sequence_length,
-                        policy_version=self.on_policy)
+                        policy_version=self.versioned_items)
 
   @property
   def replay_signature(self) -> types.NestedTensorSpec:
@@ -61,6 +53,7 @@ def variables_nest(agent, train_step: tf.Variable) -> dict:
 def specs_of(config: ExperimentConfig, agent,
              train_step: tf.Variable) -> ExperimentSpecs:
   """The specs of `config`'s already built agent."""
+  builder = config.builder
   signature = tf.nest.map_structure(
       lambda v: tf.TensorSpec(v.shape, v.dtype),
       variables_nest(agent, train_step))
@@ -69,10 +62,8 @@ def specs_of(config: ExperimentConfig, agent,
       action_spec=agent.action_spec,
       collect_data_spec=agent.collect_data_spec,
       variables_signature=signature,
-      sequence_length=config.item_length,
-      on_policy=config.on_policy,
-      queue_size=config.ppo.items_per_iteration,
-      rounds_per_iteration=config.rounds_per_iteration)
+      sequence_length=builder.item_length(config),
+      versioned_items=builder.versioned_items)
 
 
 def derive_specs(config: ExperimentConfig) -> ExperimentSpecs:
@@ -81,58 +72,3 @@ def derive_specs(config: ExperimentConfig) -> ExperimentSpecs:
   agent, train_step = agents.make_agent(config, env)
   env.close()
   return specs_of(config, agent, train_step)
-
-
-def tables(config: ExperimentConfig,
-           specs: ExperimentSpecs) -> List[reverb.Table]:
-  """Every table the experiment's server holds."""
-  served = [replay_table(config.replay, specs), variables_table(specs)]
-  if specs.rounds_per_iteration:
-    served.append(requests_table(specs))
-  return served
-
-
-def replay_table(config: ReplayConfig,
-                 specs: ExperimentSpecs) -> reverb.Table:
-  """The experience table: uniform or prioritized sampling, FIFO removal,
-  rate limited; on-policy, a queue of one iteration's items (each sampled
-  once, in order; actors wait while it is full)."""
-  if specs.on_policy:
-    return reverb.Table.queue(REPLAY_TABLE, max_size=specs.queue_size,
-                              signature=specs.replay_signature)
-  if config.rate_limiter == 'sample_to_insert':
-    limiter = reverb.rate_limiters.SampleToInsertRatio(
-        samples_per_insert=config.samples_per_insert,
-        min_size_to_sample=config.min_size,
-        error_buffer=config.error_buffer)
-  else:
-    limiter = reverb.rate_limiters.MinSize(config.min_size)
-  return reverb.Table(
-      name=REPLAY_TABLE,
-      sampler=(reverb.selectors.Prioritized(config.priority_exponent)
-               if config.sampler == 'prioritized'
-               else reverb.selectors.Uniform()),
-      remover=reverb.selectors.Fifo(),
-      max_size=config.capacity,
-      rate_limiter=limiter,
-      signature=specs.replay_signature)
-
-
-def variables_table(specs: ExperimentSpecs) -> reverb.Table:
-  """The variable container: one item, the latest policy weights."""
-  return reverb.Table(
-      name=VARIABLES_TABLE,
-      sampler=reverb.selectors.Uniform(),
-      remover=reverb.selectors.Fifo(),
-      rate_limiter=reverb.rate_limiters.MinSize(1),
-      max_size=1,
-      max_times_sampled=0,
-      signature=specs.variables_signature)
-
-
-def requests_table(specs: ExperimentSpecs) -> reverb.Table:
-  """Synchronous PPO's collect requests: a queue of at most one
-  iteration's rounds, each taken by one actor."""
-  return reverb.Table.queue(REQUESTS_TABLE,
-                            max_size=specs.rounds_per_iteration,
-                            signature=REQUEST_SIGNATURE)

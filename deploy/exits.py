@@ -4,6 +4,7 @@ says when) or give up."""
 import time
 from typing import Dict
 
+from common import records
 from deploy.children import Child
 from deploy.children import ChildFailed
 from deploy.graph import LaunchSettings
@@ -37,9 +38,11 @@ def _is_done(child: Child, learner_done: bool, server: ServerView,
 
 def handle_exits(children: Dict[str, Child], learner_done: bool,
                  server: ServerView, settings: LaunchSettings,
-                 env: Dict[str, str]) -> None:
-  """Restarts the children due, and schedules the restart of those that
-  exited unexpectedly; raises ChildFailed for bad input or past the cap."""
+                 env: Dict[str, str],
+                 launcher_records: records.RecordWriter) -> None:
+  """Restarts the children due (recording each restart), and schedules the
+  restart of those that exited unexpectedly; raises ChildFailed for bad
+  input or past the cap."""
   now = time.monotonic()
   for child in children.values():
     if child.restart_at is not None:
@@ -47,6 +50,9 @@ def handle_exits(children: Dict[str, Child], learner_done: bool,
         code = child.returncode
         child.start(env)
         child.restart_at = None
+        launcher_records.write(records.RESTARTED, process=child.name,
+                               count=child.pending_restart.count,
+                               exit_code=code)
         print(f'{child.name} restarted ({child.pending_restart.count}/'
               f'{settings.restart.max_restarts}): exit {code}, pid '
               f'{child.process.pid}, log {child.log_path}', flush=True)
@@ -76,6 +82,6 @@ def _training_over(client, settings) -> bool:
 
   Actors and eval stop then, possibly before the learner process exits.
   """
-  from common import reverb_io  # pylint: disable=g-import-not-at-top
-  step = reverb_io.learner_train_step(client)
+  from common import tables  # pylint: disable=g-import-not-at-top
+  step = tables.learner_train_step(client)
   return step is not None and step >= settings.max_train_steps

@@ -9,15 +9,16 @@ has pushed its first weights (its own start-up is done); eval and TensorBoard
 when it has trained its first step.
 """
 import dataclasses
+import math
 import os
 from typing import List, Optional
 
+from common import records
 from common import run_dir
 from common.config import StrategyConfig
+from common.errors import ConfigError
 from common.settings import setting
 from deploy.restarts import RestartPolicy
-from learner import PUSHED_WEIGHTS_LOG
-from learner import TRAINING_LOG
 
 SERVER = 'reverb_server'
 LEARNER = 'learner'
@@ -50,13 +51,20 @@ class LaunchSettings:
   restart: RestartPolicy = RestartPolicy()
   strategy: StrategyConfig = StrategyConfig()  # The learner's.
 
+  def __post_init__(self):
+    if self.stop_at_return is not None and not math.isfinite(
+        self.stop_at_return):
+      raise ConfigError(f'--stop_at_return must be a finite number, got '
+                        f'{self.stop_at_return}')
+
 
 @dataclasses.dataclass(frozen=True)
 class ProcessSpec:
   name: str
   module: str  # Run as `python -m <module> <args>`.
   args: List[str]
-  # The learner's log line it waits for (None: starts at launch).
+  # The learner's milestone it waits for, a records event (None: starts at
+  # launch).
   after: Optional[str] = None
 
 
@@ -81,15 +89,16 @@ def process_graph(settings: LaunchSettings, port: int) -> List[ProcessSpec]:
     graph.append(ProcessSpec(
         actor_name(task), 'actor',
         [experiment, *address, root, f'--task={task}'],
-        after=PUSHED_WEIGHTS_LOG if task else None))
+        after=records.WEIGHTS_PUSHED if task else None))
   if settings.eval:
     graph.append(ProcessSpec(EVAL, 'actor', [experiment, *address, root,
                                              '--mode=eval'],
-                             after=TRAINING_LOG))
+                             after=records.FIRST_TRAIN_STEP))
   if settings.tensorboard_port:
     graph.append(ProcessSpec(TENSORBOARD, 'tensorboard.main', [
         f'--logdir={settings.root_dir}', '--host=localhost',
-        f'--port={settings.tensorboard_port}'], after=TRAINING_LOG))
+        f'--port={settings.tensorboard_port}'],
+        after=records.FIRST_TRAIN_STEP))
   return graph
 
 
@@ -104,8 +113,8 @@ def _strategy_args(strategy: StrategyConfig) -> List[str]:
 
 def start_plan(graph: List[ProcessSpec]) -> str:
   """One line: what starts now and what later."""
-  when = {PUSHED_WEIGHTS_LOG: 'once the learner has pushed weights',
-          TRAINING_LOG: 'once it trains'}
+  when = {records.WEIGHTS_PUSHED: 'once the learner has pushed weights',
+          records.FIRST_TRAIN_STEP: 'once it trains'}
   later = [f'{", ".join(p.name for p in graph if p.after == a)} {text}'
            for a, text in when.items() if any(p.after == a for p in graph)]
   now = ', '.join(p.name for p in graph if p.after is None)

@@ -3,7 +3,8 @@
 The launcher prints progress, restarts a child that dies (deploy/restarts.py
 decides when), stops the children in a safe order, and fails loudly (naming
 the child and its log) when one keeps dying or was given bad input. It reads
-the learner's start-up milestones in its log to start the later children,
+the learner's start-up milestones in its records (common/records.py) to
+start the later children,
 and imports no TensorFlow itself until training runs (its Reverb client,
 for the progress lines, comes then). Children stop when the launcher dies.
 """
@@ -13,6 +14,7 @@ import time
 
 from common import ports
 from common import progress
+from common import records
 from common import run_dir
 from common import shutdown
 from deploy import children as children_lib
@@ -28,12 +30,10 @@ from deploy.graph import SERVER
 from deploy.graph import SERVICES
 from deploy.graph import process_graph
 from deploy.graph import start_plan
-from deploy.watch import LogWatch
+from deploy.watch import LearnerMilestones
 from deploy.watch import ProgressLines
 from deploy.watch import ServerView
 from deploy.watch import reached_return
-from learner import PUSHED_WEIGHTS_LOG
-from learner import TRAINING_LOG
 
 _FINISH_TIMEOUT_S = 120.0
 
@@ -44,6 +44,8 @@ def run_local(settings: LaunchSettings, stop: shutdown.Shutdown) -> int:
   run_dir.record_start(settings.root_dir)
   port = settings.port or ports.free_port()
   graph = process_graph(settings, port)
+  # Before any child starts: milestones of earlier launches do not count.
+  milestones = LearnerMilestones(settings.root_dir)
   children = make_children(settings, graph)
   env = child_env()
   print(f'{start_plan(graph)}; logs in '
@@ -63,7 +65,8 @@ def run_local(settings: LaunchSettings, stop: shutdown.Shutdown) -> int:
     if settings.tensorboard_port:
       print(f'TensorBoard: http://localhost:{settings.tensorboard_port} (once '
             f'training runs)', flush=True)
-    outcome = _supervise(settings, children, server, env, stop, start)
+    outcome = _supervise(settings, children, milestones, server, env, stop,
+                         start)
     final = server.read(lambda client: progress.take_snapshot(
         client, run_dir.returns_csv_path(settings.root_dir)))
   except ChildFailed as e:
@@ -98,7 +101,7 @@ def _wait_for_server(server: Child, view: ServerView,
         f'{timeout_s:.0f}s; its log: {server.log_path}\n{server.log_tail()}')
 
 
-def _start_due(children, learner_log, env, launched_at, settings,
+def _start_due(children, milestones, env, launched_at, settings,
                learner_done) -> None:
   """Starts the children whose learner milestone came (or all, once the
   wait for it timed out)."""
@@ -107,24 +110,27 @@ def _start_due(children, learner_log, env, launched_at, settings,
   for child in children.values():
     if child.started or (learner_done and child.name != EVAL):
       continue
-    if timed_out or learner_log.seen(child.after):
+    if timed_out or milestones.reached(child.after):
       child.start(env)
       _print_started(child)
 
 
-def _supervise(settings, children, server, env, stop, start) -> int:
+def _supervise(settings, children, milestones, server, env, stop,
+               start) -> int:
   """Starts the later children, restarts those that die, prints progress
   until the job ends."""
   csv_path = run_dir.returns_csv_path(settings.root_dir)
   learner = children[LEARNER]
-  learner_log = LogWatch(learner, [PUSHED_WEIGHTS_LOG, TRAINING_LOG])
+  launcher_records = records.RecordWriter(settings.root_dir,
+                                         records.LAUNCHER)
   progress_lines = ProgressLines(start, settings, csv_path)
   learner_done_at = first_step_at = None
   while True:
-    if first_step_at is None and learner_log.seen(TRAINING_LOG):
+    if first_step_at is None and milestones.reached(records.FIRST_TRAIN_STEP):
       first_step_at = time.monotonic()
       print(f'First train step {first_step_at - start:.1f}s after launch',
             flush=True)
+      progress_lines.start(server)
     if (learner_done_at is None and learner.restart_at is None and
         learner.returncode == 0):
       learner_done_at = time.monotonic()
@@ -133,10 +139,10 @@ def _supervise(settings, children, server, env, stop, start) -> int:
             flush=True)
     # Eval starts even when the learner has finished: it evaluates the last
     # weights.
-    _start_due(children, learner_log, env, start, settings,
+    _start_due(children, milestones, env, start, settings,
                learner_done_at is not None)
     exits.handle_exits(children, learner_done_at is not None, server,
-                       settings, env)
+                       settings, env, launcher_records)
     if learner_done_at is not None:
       others = [c for n, c in children.items()
                 if n not in (*SERVICES, LEARNER)]

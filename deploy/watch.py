@@ -1,47 +1,28 @@
-"""What the launcher reads while it runs: its children's logs, and the
+"""What the launcher reads while it runs: the learner's records, and the
 Reverb server."""
 import time
-from typing import Callable, List
+from typing import Callable
 
 from common import ports
 from common import progress
 from common import quiet
+from common import records
 from common import run_dir
-from deploy.children import Child
 from deploy.graph import LaunchSettings
 
 
-class LogWatch:
-  """Which of some lines a child has logged since it started, read as its
-  log grows."""
+class LearnerMilestones:
+  """The learner's milestones recorded since the launch (common/records.py):
+  which it has reached, read as its records file grows."""
 
-  def __init__(self, child: Child, texts: List[str]):
-    self._child = child
-    self._waiting = set(texts)
-    self._seen = set()
-    self._offset = None
-    self._partial = b''
+  def __init__(self, root_dir: str):
+    self._reader = records.RecordReader(
+        run_dir.records_path(root_dir, records.LEARNER))
+    self._reached = set()
 
-  def seen(self, text: str) -> bool:
-    """Whether a line containing `text` (one of the texts) was logged."""
-    self._read()
-    return text in self._seen
-
-  def _read(self) -> None:
-    if not self._waiting or not self._child.started:
-      return
-    if self._offset is None:
-      self._offset = self._child.log_start
-    with open(self._child.log_path, 'rb') as f:
-      f.seek(self._offset)
-      data = f.read()
-    self._offset += len(data)
-    *lines, self._partial = (self._partial + data).split(b'\n')
-    for line in lines:
-      for text in list(self._waiting):
-        if text.encode() in line:
-          self._waiting.discard(text)
-          self._seen.add(text)
+  def reached(self, event: str) -> bool:
+    self._reached.update(record.event for record in self._reader.new())
+    return event in self._reached
 
 
 class ServerView:
@@ -87,22 +68,33 @@ class ProgressLines:
     self._rate = progress.StepRate()
     self._next = start + settings.progress_every_s
 
+  def start(self, server: ServerView) -> None:
+    """Takes the first look, which the first line's rates are measured
+    from, and prints the first line one interval later."""
+    self._previous = self._snapshot(server)
+    self._next = time.monotonic() + self._settings.progress_every_s
+
   def print_when_due(self, server: ServerView, restarts: int) -> None:
     now = time.monotonic()
     if now < self._next:
       return
     while self._next <= now:
       self._next += self._settings.progress_every_s
-    snapshot = server.read(
-        lambda client: progress.take_snapshot(client, self._csv_path))
+    snapshot = self._snapshot(server)
     if snapshot is None:
       return  # The server is restarting.
-    self._rate.add(snapshot.time, snapshot.train_step)
     print(progress.progress_line(
         self._start, self._previous, snapshot,
         eta_s=self._rate.eta_s(self._settings.max_train_steps),
         restarts=restarts), flush=True)
     self._previous = snapshot
+
+  def _snapshot(self, server: ServerView):
+    snapshot = server.read(
+        lambda client: progress.take_snapshot(client, self._csv_path))
+    if snapshot is not None:
+      self._rate.add(snapshot.time, snapshot.train_step)
+    return snapshot
 
 
 def reached_return(csv_path: str, target: float, start: float) -> bool:

@@ -10,7 +10,7 @@ mutate_priorities call at a time: the train step never waits for Reverb.
 import dataclasses
 import threading
 import time
-from typing import Optional
+from typing import Dict, Optional
 
 from absl import logging
 import numpy as np
@@ -121,12 +121,21 @@ class PrioritizedTraining:
     return dict(use_kwargs_in_agent_train=True,
                 after_train_strategy_step_fn=self.updater.after_train_step)
 
-  def describe(self) -> str:
+  def counters(self) -> Dict[str, float]:
     updater = self.updater
-    per_call = 1000 * updater.send_s / max(updater.calls, 1)
-    return (f'priorities: {updater.items_sent} sent in {updater.calls} calls '
-            f'({per_call:.1f} ms each), {updater.dropped} dropped, beta '
-            f'{float(self.importance.variable.numpy()):.2f}')
+    return {'priorities_sent': updater.items_sent,
+            'priority_calls': updater.calls,
+            'priority_ms_per_call': 1000 * updater.send_s / max(
+                updater.calls, 1),
+            'priorities_dropped': updater.dropped,
+            'importance_exponent': float(self.importance.variable.numpy())}
+
+  def describe(self) -> str:
+    c = self.counters()
+    return (f'priorities: {c["priorities_sent"]} sent in '
+            f'{c["priority_calls"]} calls ({c["priority_ms_per_call"]:.1f} ms '
+            f'each), {c["priorities_dropped"]} dropped, beta '
+            f'{c["importance_exponent"]:.2f}')
 
 
 def prioritized_training(config: ReplayConfig, address: str

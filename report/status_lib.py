@@ -8,8 +8,9 @@ from typing import List, Optional, Tuple
 import reverb
 
 from common import progress
-from common import reverb_io
 from common import run_dir
+from common import tables
+from common.reverb_calls import SERVER_AWAY_ERRORS
 
 
 def status_lines(address: Optional[str], root_dir: Optional[str],
@@ -22,7 +23,7 @@ def status_lines(address: Optional[str], root_dir: Optional[str],
     try:
       client.server_info(timeout=5)
       lines += _server_lines(client, address, interval_s)
-    except (reverb.errors.DeadlineExceededError, RuntimeError) as e:
+    except SERVER_AWAY_ERRORS as e:
       lines.append(f'Reverb server {address}: NOT ANSWERING ({e})')
       answered = False
   if root_dir:
@@ -43,7 +44,7 @@ def _server_lines(client, address, interval_s) -> List[str]:
           f'  learner train_step {step}',
           f'  replay inserts {last.inserts} '
           f'({(last.inserts - first.inserts) / seconds:.1f}/s)',
-          f'  {reverb_io.describe_replay(client)}']
+          f'  {tables.describe_replay(client)}']
 
 
 def _root_dir_lines(root_dir) -> List[str]:

@@ -6,12 +6,14 @@ import sys
 
 import reverb
 
+from common.reverb_calls import SERVER_AWAY_ERRORS
+
 
 def main() -> int:
   address = sys.argv[1] if len(sys.argv) > 1 else 'localhost:8000'
   try:
     tables = reverb.Client(address).server_info(timeout=3)
-  except (reverb.errors.DeadlineExceededError, RuntimeError) as e:
+  except SERVER_AWAY_ERRORS as e:
     print(f'unhealthy: no answer from {address}: {e}', file=sys.stderr)
     return 1
   print(f'healthy: {address} serves {sorted(tables)}')

@@ -10,7 +10,7 @@ from absl import logging
 import reverb
 
 from common import ports
-from common import reverb_io
+from common import tables as tables_lib
 from common import run_dir
 from common import specs as specs_lib
 from common.config import ExperimentConfig
@@ -66,7 +66,7 @@ class ReplayServer:
 
   def __init__(self, config: ExperimentConfig, settings: ServerSettings):
     specs = specs_lib.derive_specs(config)
-    tables = specs_lib.tables(config, specs)
+    tables = tables_lib.experiment_tables(config, specs)
     self.port = settings.port or ports.free_port()
     check_port_free(self.port)
     self._settings = settings
@@ -118,7 +118,7 @@ class ReplayServer:
       if table.name not in served:
         differences.append(f'{table.name!r} missing')
       else:
-        differences += [f'{table.name}.{d}' for d in reverb_io.table_differences(
+        differences += [f'{table.name}.{d}' for d in tables_lib.table_differences(
             served[table.name], table.info)]
     if differences:
       self._server.stop()

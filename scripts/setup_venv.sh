@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv (Python 3.11) with the project and its pinned dependencies.
-# Sourced by the other scripts; safe to run again (pip skips what is there).
+# Run by the other scripts; safe to run again: pip runs only when
+# pyproject.toml changed since the last install (its hash is kept in .venv).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${PYTHON:-$(command -v python3.11 || command -v python3 || true)}"
@@ -11,5 +12,11 @@ fi
 if [ ! -x "$repo/.venv/bin/python" ]; then
   "$python" -m venv "$repo/.venv"
 fi
-"$repo/.venv/bin/python" -m pip install --quiet --upgrade pip
-"$repo/.venv/bin/python" -m pip install --quiet -e "$repo[test]"
+stamp="$repo/.venv/pyproject.sha256"
+wanted="$(sha256sum "$repo/pyproject.toml" | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] || ! "$repo/.venv/bin/python" -c '' 2>/dev/null; then
+  rm -f "$stamp"
+  "$repo/.venv/bin/python" -m pip install --quiet --upgrade pip
+  "$repo/.venv/bin/python" -m pip install --quiet -e "$repo[test]"
+  echo "$wanted" > "$stamp"
+fi

@@ -11,7 +11,7 @@ from typing import Dict, List
 
 import portpicker
 
-from common import reverb_io
+from common.connection import connect
 from common import shutdown
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -135,7 +135,7 @@ def start_training(log_dir, experiment: List[str],
   processes = [start_module('reverb_server', [*experiment, f'--port={port}'],
                             os.path.join(log_dir, 'server.log'))]
   try:
-    client = reverb_io.connect(f'localhost:{port}', timeout_s=120)
+    client = connect(f'localhost:{port}', timeout_s=120)
     processes.append(start_module(
         'learner', [*args, f'--root_dir={log_dir}', *learner_args],
         os.path.join(log_dir, 'learner.log')))

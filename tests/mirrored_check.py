@@ -22,7 +22,7 @@ from common import agents
 from common import envs
 from common import specs as specs_lib
 from common.config import StrategyConfig
-from learner.train import make_strategy
+from learner.strategy import make_strategy
 
 cli.define_experiment_flags()
 _TRAIN_STEPS = 3

@@ -70,6 +70,37 @@ def test_launcher_repeats_a_childs_bad_input_error(tmp_path):
   assert f'(its log: {tmp_path}/logs/' in errors[0]
 
 
+@pytest.mark.parametrize('value, message', [
+    ('nan', 'flag --stop_at_return=nan: must be a number, not nan'),
+    ('inf', 'ConfigError: --stop_at_return must be a finite number, got inf'),
+    ('-inf', 'ConfigError: --stop_at_return must be a finite number, got '
+             '-inf'),
+])
+def test_launcher_refuses_a_return_eval_cannot_reach(tmp_path, value, message):
+  result = run_module('deploy.launch_local', [
+      f'--flagfile={CARTPOLE_FLAGS}', f'--stop_at_return={value}',
+      f'--root_dir={tmp_path}'], _TIMEOUT_S)
+  assert result.returncode == 2, result.stderr[-2000:]
+  errors = _error_lines(result)
+  assert len(errors) == 1, result.stderr[-2000:]
+  assert errors[0].startswith('error (launcher): '), errors[0]
+  assert message in errors[0]
+  assert not (tmp_path / 'logs').exists()  # No child started.
+
+
+def test_malformed_reverb_address_fails_at_once():
+  # Not after --connect_timeout_s (30 s): there is nothing to wait for.
+  start = time.monotonic()
+  result = run_module('actor', [f'--flagfile={CARTPOLE_FLAGS}',
+                                '--reverb_address=not_an_address'], _TIMEOUT_S)
+  assert result.returncode == 2, result.stderr[-2000:]
+  errors = _error_lines(result)
+  assert len(errors) == 1, result.stderr[-2000:]
+  assert ("error (actor): AddressError: --reverb_address 'not_an_address' is "
+          'not host:port') in errors[0]
+  assert time.monotonic() - start < 15  # Mostly importing TensorFlow.
+
+
 @pytest.mark.parametrize('module, args', [
     ('actor', []),
     ('actor', ['--mode=eval', '--root_dir=/tmp/unused']),

@@ -8,6 +8,7 @@ import pytest
 from benchmarks import targets
 from common import cli
 from common import config as cfg
+from common import ports
 from common import run_dir
 from common import settings
 from tests.helpers import CARTPOLE_FLAGS
@@ -75,6 +76,62 @@ def test_flags_override_the_flagfile():
 def test_bad_values_are_rejected_with_the_reason(args, message):
   with pytest.raises(cfg.ConfigError, match=message.replace('[', r'\[')):
     _parse(f'--flagfile={CARTPOLE_FLAGS}', *args)
+
+
+@pytest.mark.parametrize('flag', ['learning_rate', 'reward_scale_factor',
+                                  'entropy_regularization'])
+def test_no_float_flag_takes_nan(flag):
+  # nan passes a flag's bounds, and a check only if it compares as we hope.
+  with pytest.raises(flags.IllegalFlagValueError,
+                     match=f'flag --{flag}=nan: must be a number, not nan'):
+    _parse(f'--flagfile={CARTPOLE_FLAGS}', f'--{flag}=nan')
+
+
+@pytest.mark.parametrize('value', [float('nan'), float('inf'), float('-inf')])
+def test_stop_at_return_must_be_finite(value):
+  from deploy.graph import LaunchSettings  # pylint: disable=g-import-not-at-top
+  with pytest.raises(cfg.ConfigError,
+                     match=f'--stop_at_return must be a finite number, got '
+                           f'{value}'):
+    LaunchSettings('x.flags', 100, root_dir='/tmp/x', stop_at_return=value)
+  assert LaunchSettings('x.flags', 100, root_dir='/tmp/x',
+                        stop_at_return=-200.5).stop_at_return == -200.5
+
+
+@pytest.mark.parametrize('address, host, port', [
+    ('localhost:8000', 'localhost', 8000),
+    ('reverb_server:8000', 'reverb_server', 8000),  # A compose service.
+    ('reverb-server.rl.svc:1', 'reverb-server.rl.svc', 1),  # A k8s service.
+    ('10.0.0.7:65535', '10.0.0.7', 65535),
+    ('[::1]:8000', '::1', 8000),
+])
+def test_reverb_addresses_are_host_and_port(address, host, port):
+  assert ports.parse_address(address) == (host, port)
+  assert cfg.ReverbClientSettings(address).reverb_address == address
+
+
+@pytest.mark.parametrize('address, problem', [
+    ('not_an_address', 'is not host:port'),
+    ('localhost:', 'is not host:port'),
+    (':8000', 'is not host:port'),
+    ('localhost:8000/x', 'is not host:port'),
+    ('localhost:http', 'is not host:port'),
+    ('::1:8000', 'is not host:port (an IPv6 host goes in brackets: '
+                 '[::1]:8000)'),
+    ('localhost:0', 'has port 0, not in 1..65535'),
+    ('localhost:65536', 'has port 65536, not in 1..65535'),
+    ('300.1.1.1:80', "has host '300.1.1.1', not an IPv4 address"),
+    ('[zz]:80', 'has host [zz], not an IPv6 address'),
+    ('local host:80', "has host 'local host', not a host name or IP address"),
+])
+def test_bad_reverb_addresses_are_refused_at_once(address, problem):
+  message = f'--reverb_address {address!r} {problem}'
+  with pytest.raises(ports.AddressError) as e:
+    ports.parse_address(address)
+  assert str(e.value) == message
+  assert isinstance(e.value, ValueError)
+  with pytest.raises(ports.AddressError):
+    cfg.ReverbClientSettings(address)
 
 
 def test_tpu_strategy_needs_an_address():

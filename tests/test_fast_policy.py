@@ -11,7 +11,7 @@ from actor.fast_policy import FastPyPolicy
 from actor.runtime import load_envs
 from common import agents
 from common import config as cfg
-from common import reverb_io
+from common.weights import WeightsSync
 from common import specs as specs_lib
 from reverb_server.server import ReplayServer
 from reverb_server.server import ServerSettings
@@ -70,9 +70,9 @@ def test_pull_takes_new_weights_and_their_version():
     learner_agent, learner_step = agents.make_agent(config, env)
     actor_agent, actor_step = agents.make_agent(config, env)
     address = f'localhost:{port}'
-    push = reverb_io.WeightsSync(
+    push = WeightsSync(
         address, specs_lib.variables_nest(learner_agent, learner_step))
-    pull = reverb_io.WeightsSync(
+    pull = WeightsSync(
         address, specs_lib.variables_nest(actor_agent, actor_step))
 
     def push_random(version):

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from common import reverb_io
+from common.connection import connect
+from common.tables import learner_train_step
 from benchmarks.targets import flagfile_path
 from tests.helpers import CARTPOLE_FLAGS
 from tests.helpers import PROJECT_ROOT
@@ -50,7 +51,7 @@ class Job:
     self.killed = set()  # Processes this test killed: exit -9 is expected.
     os.makedirs(os.path.join(root_dir, 'logs'), exist_ok=True)
     self.start_server()
-    self.client = reverb_io.connect(self.address, timeout_s=120)
+    self.client = connect(self.address, timeout_s=120)
 
   def start_server(self):
     self.start('reverb_server', 'reverb_server', [
@@ -80,7 +81,7 @@ class Job:
     self.killed.add(self.processes[name])
 
   def train_step(self):
-    return reverb_io.learner_train_step(self.client) or 0
+    return learner_train_step(self.client) or 0
 
   def wait_for(self, condition, what, timeout_s=240):
     deadline = time.monotonic() + timeout_s
@@ -265,8 +266,8 @@ def test_a_call_left_behind_on_stop_does_not_hold_up_the_exit():
   # no forced exit.
   script = '\n'.join([
       'import threading',
-      'from common import reverb_io',
-      'calls = reverb_io.StoppableCalls(lambda: True, poll_s=0.1)',
+      'from common import reverb_calls',
+      'calls = reverb_calls.StoppableCalls(lambda: True, poll_s=0.1)',
       'try:',
       '  calls.call(threading.Event().wait)',
       'except InterruptedError:',

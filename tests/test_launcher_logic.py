@@ -2,6 +2,7 @@
 and progress line."""
 import pytest
 
+from common import records
 from common.progress import Snapshot
 from common.progress import StepRate
 from common.progress import format_duration
@@ -12,8 +13,6 @@ from deploy.graph import process_graph
 from deploy.graph import start_plan
 from deploy.restarts import RestartHistory
 from deploy.restarts import RestartPolicy
-from learner import PUSHED_WEIGHTS_LOG
-from learner import TRAINING_LOG
 
 
 def test_backoff_doubles_up_to_its_cap_and_the_count_is_capped():
@@ -92,8 +91,9 @@ def test_graph_starts_what_the_first_train_step_needs_first():
   graph = process_graph(settings, port=1234)
   assert [(p.name, p.after) for p in graph] == [
       ('reverb_server', None), ('learner', None), ('actor_0', None),
-      ('actor_1', PUSHED_WEIGHTS_LOG), ('actor_2', PUSHED_WEIGHTS_LOG),
-      ('eval', TRAINING_LOG), ('tensorboard', TRAINING_LOG)]
+      ('actor_1', records.WEIGHTS_PUSHED), ('actor_2', records.WEIGHTS_PUSHED),
+      ('eval', records.FIRST_TRAIN_STEP),
+      ('tensorboard', records.FIRST_TRAIN_STEP)]
   assert start_plan(graph) == (
       'Starting reverb_server, learner, actor_0; actor_1, actor_2 once the '
       'learner has pushed weights; eval, tensorboard once it trains')

@@ -11,8 +11,11 @@ import tensorflow as tf
 from common import agents
 from common import config as cfg
 from common import envs
+from common import records
+from common import run_dir
 from common import specs as specs_lib
 from learner import replay_input
+from learner import strategy
 from learner import train
 from reverb_server.server import ReplayServer
 from reverb_server.server import ServerSettings
@@ -58,7 +61,7 @@ def test_a_remote_tpu_that_answers_is_warned_about(monkeypatch):
                       lambda message, *args: warnings.append(message % args))
   with socket.create_server(('127.0.0.1', 0)) as listening:
     address = f'grpc://127.0.0.1:{listening.getsockname()[1]}'
-    resolver = train._tpu_resolver(address, connect_timeout_s=5)  # pylint: disable=protected-access
+    resolver = strategy._tpu_resolver(address, connect_timeout_s=5)  # pylint: disable=protected-access
   assert resolver.master() == address
   assert len(warnings) == 1 and 'run the learner on a Cloud TPU VM' in (
       warnings[0]), warnings
@@ -67,15 +70,15 @@ def test_a_remote_tpu_that_answers_is_warned_about(monkeypatch):
 def test_an_unreachable_tpu_is_one_error_within_the_timeout():
   with socket.create_server(('127.0.0.1', 0)) as closed:
     port = closed.getsockname()[1]
-  with pytest.raises(train.TPUUnreachableError,
+  with pytest.raises(strategy.TPUUnreachableError,
                      match=f'no TPU answered at grpc://127.0.0.1:{port}'):
-    train._tpu_resolver(f'grpc://127.0.0.1:{port}', connect_timeout_s=1)  # pylint: disable=protected-access
+    strategy._tpu_resolver(f'grpc://127.0.0.1:{port}', connect_timeout_s=1)  # pylint: disable=protected-access
 
 
 @pytest.mark.parametrize('error', [
     RuntimeError('Socket closed'),  # The server went away mid-call.
     reverb.errors.DeadlineExceededError('no answer')])
-def test_the_progress_log_outlives_a_server_that_goes_away(error):
+def test_the_progress_log_outlives_a_server_that_goes_away(error, tmp_path):
   class Summaries:
     def write(self, step):
       raise error
@@ -83,4 +86,10 @@ def test_the_progress_log_outlives_a_server_that_goes_away(error):
   class Learner:
     train_summary_writer = tf.summary.create_noop_writer()
 
-  train._log_progress(Learner(), Summaries(), 300, 9.4)  # pylint: disable=protected-access
+  writer = records.RecordWriter(str(tmp_path), records.LEARNER)
+  train._log_progress(Learner(), Summaries(), writer, 300, 9.4,  # pylint: disable=protected-access
+                      {'iterations': 3})
+  [progress] = records.read(run_dir.records_path(str(tmp_path),
+                                                 records.LEARNER))
+  assert progress.event == records.PROGRESS
+  assert progress.values == {'train_step': 300, 'loss': 9.4, 'iterations': 3}

@@ -15,20 +15,27 @@ import tensorflow as tf
 from tf_agents.trajectories import trajectory
 
 from actor import runtime as runtime_lib
-from actor.collect import SequenceRounds
 from actor.episode_stats import EpisodeStats
 from actor.fast_policy import FastPyPolicy
-from actor.replay_writer import SequenceWriter
+from algorithms import ppo
+from algorithms import ppo_training
+from algorithms.collect_requests import CollectRequests
+from algorithms.ppo_collection import SequenceRounds
+from algorithms.ppo_collection import SequenceWriter
+from algorithms.ppo_collection import tables as ppo_tables
 from benchmarks.targets import flagfile_path
 from common import agents
 from common import cli
-from common.collect_requests import CollectRequests
 from common import envs
-from common import reverb_io
 from common import specs as specs_lib
 from common.config import REPLAY_TABLE
+from common.connection import connect
 from common.errors import ConfigError
-from learner import on_policy
+from common.queue_reader import QueueReader
+from common.tables import experiment_tables
+from common.tables import learner_train_step
+from common.tables import variables_table
+from common.weights import WeightsSync
 from tests.helpers import scalar_values
 from tests.helpers import start_module
 from tests.helpers import stop_processes
@@ -47,10 +54,10 @@ def _config(*args):
 
 def test_policy_lag_counts_iterations_and_flags_unknown_versions():
   # 8 train steps per iteration; the learner is at step 32.
-  assert on_policy.policy_lag(32, 32, 8) == 0
-  assert on_policy.policy_lag(24, 32, 8) == 1
-  assert on_policy.policy_lag(0, 32, 8) == 4
-  assert on_policy.policy_lag(40, 32, 8) < 0  # Pushed by a lost future.
+  assert ppo_training.policy_lag(32, 32, 8) == 0
+  assert ppo_training.policy_lag(24, 32, 8) == 1
+  assert ppo_training.policy_lag(0, 32, 8) == 4
+  assert ppo_training.policy_lag(40, 32, 8) < 0  # Pushed by a lost future.
 
 
 @pytest.mark.parametrize('args, message', [
@@ -80,16 +87,19 @@ def test_ppo_takes_discrete_and_continuous_actions():
 
 def test_synchronous_ppo_requests_whole_rounds_and_asynchronous_none():
   # 4 items per iteration: 2 rounds of 2 envs; with lag 1, no requests.
-  assert _config('--envs_per_actor=2').rounds_per_iteration == 2
-  assert _config('--envs_per_actor=3',
-                 '--max_policy_lag=1').rounds_per_iteration == 0
-  assert cli.parse_experiment([]).rounds_per_iteration == 0  # DQN.
+  assert ppo.rounds_per_iteration(_config('--envs_per_actor=2')) == 2
+  assert ppo.rounds_per_iteration(
+      _config('--envs_per_actor=3', '--max_policy_lag=1')) == 0
+  assert [table.name for table in experiment_tables(
+      _config('--max_policy_lag=1'),
+      specs_lib.derive_specs(_config('--max_policy_lag=1')))] == [
+          REPLAY_TABLE, specs_lib.VARIABLES_TABLE]  # No requests table.
 
 
 def test_each_request_goes_to_one_actor_and_a_new_issue_replaces_the_rest():
   config = _config('--envs_per_actor=2')
   specs = specs_lib.derive_specs(config)
-  server = reverb.Server(specs_lib.tables(config, specs))
+  server = reverb.Server(experiment_tables(config, specs))
   stop = []
   address = f'localhost:{server.port}'
   learner = CollectRequests(address, lambda: bool(stop))
@@ -124,8 +134,7 @@ def test_each_request_goes_to_one_actor_and_a_new_issue_replaces_the_rest():
 
 def test_the_table_is_a_queue_of_one_iteration():
   config = _config()
-  table = specs_lib.replay_table(config.replay,
-                                 specs_lib.derive_specs(config)).info
+  table = ppo_tables(config, specs_lib.derive_specs(config))[0].info
   assert table.max_size == config.ppo.items_per_iteration == 4
   assert table.max_times_sampled == 1
   assert 'fifo' in str(table.sampler_options).lower()
@@ -137,15 +146,17 @@ class _TwoReplicas:
 
 def test_more_than_one_replica_is_refused():
   with pytest.raises(ConfigError, match='trains on one replica'):
-    on_policy.check_single_replica(_TwoReplicas())
+    ppo.PPO().check_strategy(_TwoReplicas())
 
 
 class _Reader:
   def __init__(self, versions):
     self.versions = list(versions)
 
-  def next_item(self):
-    return np.full([2, 3], len(self.versions), np.uint8), self.versions.pop(0)
+  def take(self):
+    packed = np.full([2, 3], len(self.versions), np.uint8)
+    return {'step': tf.constant(packed),
+            'policy_version': tf.constant(self.versions.pop(0), tf.int64)}
 
 
 class _Learner:
@@ -157,8 +168,8 @@ def test_items_beyond_the_lag_bound_are_dropped_and_counted():
   config = _config('--ppo_steps_per_iteration=128', '--num_epochs=4',
                    '--max_policy_lag=1')
   reader = _Reader([0, 8, 24, 16, 0, 8])
-  iterations = on_policy.PPOTraining(config, None, _Learner(), reader, None,
-                                     weights=None)
+  iterations = ppo_training.PPOTraining(config, None, _Learner(), reader,
+                                        None, weights=None)
   items = iterations._take_fresh_items()  # pylint: disable=protected-access
   # Version 0 is 2 iterations old, 24 is from a step this learner never
   # pushed: both dropped; 8 (lag 1) and 16 (lag 0) kept, in order.
@@ -196,18 +207,28 @@ def _write(config, address, versions):
   writer.close(flush_timeout_s=10)
 
 
+def _queue_reader(address, specs, should_stop):
+  return QueueReader(address, REPLAY_TABLE, specs.replay_signature,
+                     should_stop)
+
+
+def _next_item(reader):
+  """(packed steps, policy version) of the next item."""
+  data = reader.take()
+  return data['step'].numpy(), int(data['policy_version'].numpy())
+
+
 def test_the_queue_hands_out_each_item_once_in_order():
   config = _config()
   specs = specs_lib.derive_specs(config)
-  server = reverb.Server([specs_lib.replay_table(config.replay, specs),
-                          specs_lib.variables_table(specs)])
+  server = reverb.Server([ppo_tables(config, specs)[0],
+                          variables_table(specs)])
   address = f'localhost:{server.port}'
   try:
     _write(config, address, [3, 1, 4, 1])
     stop = []
-    reader = on_policy.QueueReader(address, specs.replay_layout,
-                                   lambda: bool(stop))
-    taken = [reader.next_item() for _ in range(4)]
+    reader = _queue_reader(address, specs, lambda: bool(stop))
+    taken = [_next_item(reader) for _ in range(4)]
     assert [version for _, version in taken] == [3, 1, 4, 1]
     assert all(packed.shape == (64, specs.replay_layout.step_bytes)
                for packed, _ in taken)
@@ -217,8 +238,8 @@ def test_the_queue_hands_out_each_item_once_in_order():
     # Empty: the reader waits, and a stop request ends the wait.
     stop.append(True)
     started = time.monotonic()
-    with pytest.raises(on_policy.QueueStopped):
-      reader.next_item()
+    with pytest.raises(InterruptedError):
+      reader.take()
     assert time.monotonic() - started < 5
   finally:
     server.stop()
@@ -232,7 +253,7 @@ def test_a_round_is_one_sequence_of_each_env_whatever_episodes_end_in_it():
   config = _config('--envs_per_actor=2', '--ppo_sequence_length=16',
                    '--ppo_steps_per_iteration=128')
   specs = specs_lib.derive_specs(config)
-  server = reverb.Server(specs_lib.tables(config, specs))
+  server = reverb.Server(experiment_tables(config, specs))
   address = f'localhost:{server.port}'
   try:
     env = runtime_lib.load_envs(config, seed=0, num_envs=2)
@@ -246,9 +267,8 @@ def test_a_round_is_one_sequence_of_each_env_whatever_episodes_end_in_it():
     for version[0] in (0, 1, 2):
       rounds.run()
     assert stats.episodes > 0  # Episodes ended inside the rounds.
-    reader = on_policy.QueueReader(address, specs.replay_layout,
-                                   lambda: False)
-    taken = [reader.next_item() for _ in range(6)]
+    reader = _queue_reader(address, specs, lambda: False)
+    taken = [_next_item(reader) for _ in range(6)]
     assert [v for _, v in taken] == [0, 0, 1, 1, 2, 2]
     for env_index in (0, 1):
       steps = [specs.replay_layout.unpack_numpy(packed)
@@ -274,11 +294,11 @@ def _server_and_learner(tmp_path, *args):
   processes = [start_module('reverb_server', [*experiment, f'--port={port}'],
                             str(tmp_path / 'server.log'))]
   try:
-    client = reverb_io.connect(address, timeout_s=120)
+    client = connect(address, timeout_s=120)
     processes.append(start_module(
         'learner', [*experiment, f'--reverb_address={address}',
                     f'--root_dir={tmp_path}'], str(tmp_path / 'learner.log')))
-    _wait_for(lambda: reverb_io.learner_train_step(client) == 0, processes)
+    _wait_for(lambda: learner_train_step(client) == 0, processes)
     yield cli.parse_experiment(experiment), address, client, processes[1]
   finally:
     stop_processes(processes)
@@ -293,7 +313,7 @@ def test_learner_trains_exact_iterations_and_drops_stale_items(tmp_path):
                            '--max_train_steps=16', '--log_every_steps=8') as (
                                config, address, client, learner):
     _write(config, address, [0] * 4)  # Iteration 1: 4 fresh items.
-    _wait_for(lambda: reverb_io.learner_train_step(client) == 8, [learner])
+    _wait_for(lambda: learner_train_step(client) == 8, [learner])
     _write(config, address, [0] * 3 + [8] * 4)  # 3 stale, then iteration 2.
     assert learner.wait(timeout=120) == 0
     log = (tmp_path / 'learner.log').read_text()
@@ -322,14 +342,14 @@ def test_a_stalled_iteration_pushes_its_weights_and_requests_rounds_again(
     actor = CollectRequests(address, lambda: False)
     assert [actor.take() for _ in range(4)] == [0] * 4
     _write(config, address, [0] * 4)
-    _wait_for(lambda: reverb_io.learner_train_step(client) == 8, [learner])
+    _wait_for(lambda: learner_train_step(client) == 8, [learner])
     assert [actor.take() for _ in range(4)] == [8] * 4
     env = envs.load_env(config.env, seed=0)
     old_agent, old_step = agents.make_agent(config, env)
-    reverb_io.WeightsSync(
+    WeightsSync(
         address, specs_lib.variables_nest(old_agent, old_step)).push()
-    assert reverb_io.learner_train_step(client) == 0
-    _wait_for(lambda: reverb_io.learner_train_step(client) == 8, [learner])
+    assert learner_train_step(client) == 0
+    _wait_for(lambda: learner_train_step(client) == 8, [learner])
     assert [actor.take() for _ in range(4)] == [8] * 4
     _write(config, address, [8] * 4)
     assert learner.wait(timeout=120) == 0
@@ -343,7 +363,7 @@ def test_a_stalled_iteration_pushes_its_weights_and_requests_rounds_again(
 def test_sigterm_while_waiting_on_the_queue_saves_what_was_trained(tmp_path):
   with _server_and_learner(tmp_path) as (config, address, client, learner):
     _write(config, address, [0] * 4)  # One iteration, then an empty queue.
-    _wait_for(lambda: reverb_io.learner_train_step(client) == 8, [learner])
+    _wait_for(lambda: learner_train_step(client) == 8, [learner])
     learner.send_signal(signal.SIGTERM)
     stopping = time.monotonic()
     assert learner.wait(timeout=40) == 0

@@ -11,7 +11,8 @@ import reverb
 import tensorflow as tf
 
 from common import config as cfg
-from common import reverb_io
+from common.tables import table_differences
+from algorithms.experience_replay import replay_table
 from common import specs as specs_lib
 from common.config import REPLAY_TABLE
 from learner import priorities
@@ -63,7 +64,7 @@ def test_prioritized_replay_needs_dqn(args, message):
 
 def test_n_step_needs_dqn():
   with pytest.raises(cfg.ConfigError, match='n_step 3 needs --agent=dqn'):
-    cfg.AgentConfig('sac', n_step=3)
+    cfg.ExperimentConfig(agent=cfg.AgentConfig('sac', n_step=3))
 
 
 def test_updates_of_removed_items_are_skipped_not_failed():
@@ -140,12 +141,11 @@ def test_a_checkpoint_of_another_n_step_or_sampler_is_told_apart():
     config = cfg.ExperimentConfig(
         agent=cfg.AgentConfig(n_step=n_step),
         replay=cfg.ReplayConfig(**replay_and_agent))
-    return specs_lib.replay_table(config.replay,
-                                  specs_lib.derive_specs(config)).info
+    return replay_table(config.replay, specs_lib.derive_specs(config)).info
   uniform = table()
-  assert reverb_io.table_differences(uniform, table()) == []
-  n_step = reverb_io.table_differences(uniform, table(n_step=3))
+  assert table_differences(uniform, table()) == []
+  n_step = table_differences(uniform, table(n_step=3))
   assert len(n_step) == 1 and 'step: server uint8[2, ' in n_step[0] and (
       'vs config uint8[4, ' in n_step[0]), n_step
-  sampler = reverb_io.table_differences(uniform, table(sampler='prioritized'))
+  sampler = table_differences(uniform, table(sampler='prioritized'))
   assert len(sampler) == 1 and sampler[0].startswith('sampler: '), sampler

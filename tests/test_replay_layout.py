@@ -7,6 +7,7 @@ from tf_agents.specs import tensor_spec
 
 from common import config as cfg
 from common import specs as specs_lib
+from common.tables import variables_table
 from common.replay_layout import LayoutError
 from common.replay_layout import ReplayLayout
 from reverb_server.server import CheckpointMismatchError
@@ -100,7 +101,7 @@ def test_checkpoint_of_the_column_per_field_layout_is_refused(tmp_path):
       signature=tensor_spec.add_outer_dim(specs.collect_data_spec))
   checkpoints = str(tmp_path / 'checkpoints')
   old = reverb.Server(
-      [old_replay, specs_lib.variables_table(specs)], port=unused_port(),
+      [old_replay, variables_table(specs)], port=unused_port(),
       checkpointer=reverb.checkpointers.DefaultCheckpointer(checkpoints))
   old.localhost_client().checkpoint()
   old.stop()

@@ -8,11 +8,17 @@ from tf_agents.agents.dqn import dqn_agent
 from tf_agents.agents.sac import sac_agent
 from tf_agents.train.utils import train_utils
 
+from algorithms.base import AgentSpecError
+from algorithms.experience_replay import replay_table
 from common import agents
 from common import config as cfg
 from common import envs
-from common import reverb_io
 from common import specs as specs_lib
+from common.connection import connect
+from common.tables import TableMismatchError
+from common.tables import check_tables
+from common.tables import experiment_tables
+from common.tables import variables_table
 
 
 def _config(env, kind, **agent_changes):
@@ -58,27 +64,29 @@ def test_minitaur_sac_specs():
 def test_tables_served_as_derived_and_mismatch_is_named():
   config = _config('CartPole-v0', 'dqn')
   specs = specs_lib.derive_specs(config)
-  server = reverb.Server([specs_lib.replay_table(config.replay, specs),
-                          specs_lib.variables_table(specs)])
+  server = reverb.Server([replay_table(config.replay, specs),
+                          variables_table(specs)])
   try:
-    client = reverb_io.connect(f'localhost:{server.port}', timeout_s=5)
+    client = connect(f'localhost:{server.port}', timeout_s=5)
     info = client.server_info()
     limiter = info[cfg.REPLAY_TABLE].rate_limiter_info
     assert limiter.samples_per_insert == 64
     assert limiter.min_size_to_sample == 100
     assert info[specs_lib.VARIABLES_TABLE].max_size == 1
-    reverb_io.check_tables(client, specs)  # Same config: passes.
-    other = specs_lib.derive_specs(
-        _config('CartPole-v0', 'dqn', fc_layer_params=(100, 64)))
-    with pytest.raises(reverb_io.TableMismatchError,
+    check_tables(client, experiment_tables(config, specs))  # Same config.
+    other_config = _config('CartPole-v0', 'dqn', fc_layer_params=(100, 64))
+    other = experiment_tables(other_config,
+                              specs_lib.derive_specs(other_config))
+    with pytest.raises(TableMismatchError,
                        match=r'policy_variables/2: server float32\[100, 50\] '
                              r'vs config float32\[100, 64\]'):
-      reverb_io.check_tables(client, other)
-    fewer_layers = specs_lib.derive_specs(
-        _config('CartPole-v0', 'dqn', fc_layer_params=(64,)))
-    with pytest.raises(reverb_io.TableMismatchError,
+      check_tables(client, other)
+    fewer_config = _config('CartPole-v0', 'dqn', fc_layer_params=(64,))
+    fewer_layers = experiment_tables(fewer_config,
+                                     specs_lib.derive_specs(fewer_config))
+    with pytest.raises(TableMismatchError,
                        match='server has 7 tensors, config gives 5'):
-      reverb_io.check_tables(client, fewer_layers)
+      check_tables(client, fewer_layers)
   finally:
     server.stop()
 
@@ -87,8 +95,7 @@ def test_min_size_rate_limiter():
   config = _config('CartPole-v0', 'dqn')
   config = dataclasses.replace(config, replay=dataclasses.replace(
       config.replay, rate_limiter='min_size'))
-  table = specs_lib.replay_table(config.replay,
-                                 specs_lib.derive_specs(config))
+  table = replay_table(config.replay, specs_lib.derive_specs(config))
   assert table.info.rate_limiter_info.min_size_to_sample == 100
   assert table.info.rate_limiter_info.samples_per_insert == 1
 
@@ -96,9 +103,10 @@ def test_min_size_rate_limiter():
 def _build(env_name, kind):
   env = envs.load_env(cfg.EnvConfig(env_name))
   time_step_spec, action_spec = agents.tensor_specs(env)
-  return agents.build_agent(cfg.AgentConfig(kind), time_step_spec,
-                            action_spec, train_utils.create_train_step(),
-                            env_name=env_name)
+  config = cfg.ExperimentConfig(env=cfg.EnvConfig(env_name),
+                                agent=cfg.AgentConfig(kind))
+  return agents.build_agent(config, time_step_spec, action_spec,
+                            train_utils.create_train_step())
 
 
 def test_agent_builders():
@@ -107,14 +115,14 @@ def test_agent_builders():
 
 
 def test_dqn_on_continuous_actions_fails_clearly():
-  with pytest.raises(agents.AgentSpecError,
+  with pytest.raises(AgentSpecError,
                      match='DQN needs a discrete action space, but '
                            'Pendulum-v1 has continuous actions'):
     _build('Pendulum-v1', 'dqn')
 
 
 def test_sac_on_discrete_actions_fails_clearly():
-  with pytest.raises(agents.AgentSpecError,
+  with pytest.raises(AgentSpecError,
                      match='SAC needs a continuous action space'):
     _build('CartPole-v0', 'sac')
 

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from common import reverb_io
+from common.connection import connect
+from common.tables import learner_train_step
 from tests.helpers import CARTPOLE_FLAGS
 from tests.helpers import MINITAUR_FLAGS
 from tests.helpers import run_module
@@ -46,7 +47,7 @@ def test_two_replica_learner_trains_and_its_checkpoints_move_across_strategies(
     return processes[-1]
 
   def train_step():
-    return reverb_io.learner_train_step(client) or 0
+    return learner_train_step(client) or 0
 
   def wait_for(condition, what, timeout_s=240):
     deadline = time.monotonic() + timeout_s
@@ -71,7 +72,7 @@ def test_two_replica_learner_trains_and_its_checkpoints_move_across_strategies(
 
   try:
     start('server', 'reverb_server', [f'--port={port}'])
-    client = reverb_io.connect(address, timeout_s=120)
+    client = connect(address, timeout_s=120)
     start('actor', 'actor', [f'--reverb_address={address}', '--task=0'])
     log, restored = run_learner('mirrored', _MIRRORED, steps=400)
     assert restored == 0
@@ -118,7 +119,7 @@ def test_sac_minitaur_trains_on_two_replicas(tmp_path):
       learner_args=['--strategy=mirrored', '--cpu_replicas=2'])
   try:
     deadline = time.monotonic() + 300
-    while (reverb_io.learner_train_step(client) or 0) < 50:
+    while (learner_train_step(client) or 0) < 50:
       assert all(p.poll() is None for p in processes), _text(
           tmp_path / 'learner.log')[-3000:]
       assert time.monotonic() < deadline, 'SAC did not train 50 steps'

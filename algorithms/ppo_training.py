@@ -12,28 +12,25 @@ same number of them, so an item's lag in iterations is exact, across learner
 restarts too.
 """
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from absl import logging
 import numpy as np
-import reverb
 import tensorflow as tf
 
-from common import reverb_io
-from common.collect_requests import CollectRequests
+from algorithms import ppo as ppo_builder
+from algorithms.base import LearnerParts
+from algorithms.base import TrainingStopped
+from algorithms.collect_requests import CollectRequests
 from common.config import ExperimentConfig
 from common.config import REPLAY_TABLE
-from common.errors import ConfigError
+from common.queue_reader import QueueReader
 from common.replay_layout import ReplayLayout
 from common.replay_layout import STEP_COLUMN
 from common.replay_layout import VERSION_COLUMN
 
 # A wait for a fresh item this long (or 3x the longest so far) is a stall.
 MIN_STALL_S = 10.0
-
-
-class QueueStopped(Exception):
-  """The learner was asked to stop while it waited for the queue."""
 
 
 def policy_lag(item_version: int, train_step: int,
@@ -44,46 +41,13 @@ def policy_lag(item_version: int, train_step: int,
   return (train_step - item_version) // train_steps_per_iteration
 
 
-def check_single_replica(strategy: tf.distribute.Strategy) -> None:
-  if strategy.num_replicas_in_sync > 1:
-    raise ConfigError(
-        f'--agent=ppo trains on one replica; the strategy has '
-        f'{strategy.num_replicas_in_sync} (use --strategy=default, or '
-        f'mirrored on one GPU)')
-
-
-class QueueReader:
-  """Takes items off the experience queue one at a time, first in first
-  out (reverb_io.QueueReader), as (packed steps, policy version)."""
-
-  def __init__(self, address: str, layout: ReplayLayout,
-               should_stop: Callable[[], bool]):
-    self._queue = reverb_io.QueueReader(address, REPLAY_TABLE,
-                                        layout.signature, should_stop)
-    self.waited_s = 0.0
-
-  def next_item(self) -> Optional[Tuple[np.ndarray, int]]:
-    """(packed steps [sequence_length, step_bytes], policy version), or
-    None when the queue stayed empty for a slice. Raises QueueStopped."""
-    start = time.monotonic()
-    try:
-      data = self._queue.take()
-    except InterruptedError:
-      raise QueueStopped() from None
-    finally:
-      self.waited_s += time.monotonic() - start
-    if data is None:
-      return None
-    return data[STEP_COLUMN].numpy(), int(data[VERSION_COLUMN].numpy())
-
-
 class PPOTraining:
   """PPO iterations with TF-Agents' Learner (its checkpoint restore,
-  summaries and triggers): one per `run`, between the learner's pushes;
-  counts what it trained on and dropped.
+  summaries and triggers): one between two pushes of the learner; counts
+  what it trained on and dropped.
 
   Synchronous PPO (`requests` given) first requests the iteration's rounds
-  from the actors (common/collect_requests.py). When no fresh item has come
+  from the actors (algorithms/collect_requests.py). When no fresh item has come
   for a while, the server may hold older weights than the learner's (it
   was restored from a checkpoint) and requests may have been lost (with an
   actor that died mid-round, or with the server): the weights are pushed
@@ -92,8 +56,7 @@ class PPOTraining:
 
   def __init__(self, config: ExperimentConfig, agent, learner,
                reader: QueueReader, layout: ReplayLayout,
-               weights: reverb_io.WeightsSync,
-               requests: Optional[CollectRequests] = None):
+               weights, requests: Optional[CollectRequests] = None):
     ppo = config.ppo
     self.learner = learner
     self._ppo = ppo
@@ -102,7 +65,7 @@ class PPOTraining:
     self._layout = layout
     self._weights = weights
     self._requests = requests
-    self._rounds = config.rounds_per_iteration
+    self._rounds = ppo_builder.rounds_per_iteration(config)
     self._envs_per_actor = config.train.envs_per_actor
     self._batch_size = config.agent.batch_size
     self.train_steps_per_iteration = ppo.train_steps_per_iteration(
@@ -118,12 +81,14 @@ class PPOTraining:
     self._count_next_wait = False
     self._prepare = tf.function(self._prepare_steps, autograph=False)
 
-  def run(self, first: bool = False):
+  def run_first(self):
+    return self.run_to_next_push()
+
+  def run_to_next_push(self):
     """One iteration; returns the loss info of its last train step."""
-    del first  # Every run is one iteration.
     if self._requests and not self._requests.issue(
         self._rounds, self.learner.train_step_numpy):
-      raise QueueStopped()
+      raise TrainingStopped()
     items = self._take_fresh_items()
     steps = self._prepare(tf.constant(np.stack(items)))
     num_steps = self._ppo.steps_per_iteration
@@ -142,6 +107,12 @@ class PPOTraining:
     """Seconds spent waiting for the queue so far."""
     return self._reader.waited_s
 
+  def counters(self) -> Dict[str, float]:
+    return {'iterations': self.iterations,
+            'env_steps_trained': self.env_steps_trained,
+            'stale_items_dropped': self.stale_items_dropped,
+            'rounds_requested_again': self.rounds_requested_again}
+
   def log_progress(self, step: int) -> None:
     """The PPO counters as summaries and a log line."""
     tf.summary.scalar('Learner/stale_items_dropped', self.stale_items_dropped,
@@ -155,11 +126,14 @@ class PPOTraining:
                  self.rounds_requested_again)
 
   def _take_fresh_items(self) -> List[np.ndarray]:
+    """An iteration's items, in the order the queue hands them out: those
+    collected at most max_policy_lag iterations ago are kept, older ones
+    dropped; a wait that stalls recovers (`_recover`) and goes on."""
     train_step = self.learner.train_step_numpy
     items = []
     last_fresh = time.monotonic()
     while len(items) < self._ppo.items_per_iteration:
-      taken = self._reader.next_item()
+      taken = self._next_item()
       now = time.monotonic()
       if taken is not None:
         packed, version = taken
@@ -191,7 +165,18 @@ class PPOTraining:
         self._requests.issue(rounds, self.learner.train_step_numpy)
         self.rounds_requested_again += rounds
     except InterruptedError:
-      raise QueueStopped() from None
+      raise TrainingStopped() from None
+
+  def _next_item(self) -> Optional[Tuple[np.ndarray, int]]:
+    """(packed steps [sequence_length, step_bytes], policy version) of the
+    next item, or None when the queue stayed empty for a slice."""
+    try:
+      data = self._reader.take()
+    except InterruptedError:
+      raise TrainingStopped() from None
+    if data is None:
+      return None
+    return data[STEP_COLUMN].numpy(), int(data[VERSION_COLUMN].numpy())
 
   def _prepare_steps(self, packed: tf.Tensor):
     """Packed items [items, length, bytes] -> single steps [steps, 1, ...]
@@ -202,3 +187,14 @@ class PPOTraining:
     trajectory = self._agent.preprocess_sequence(trajectory)
     return tf.nest.map_structure(
         lambda t: tf.reshape(t, [-1, 1, *t.shape[2:]]), trajectory)
+
+
+def make_ppo_training(parts: LearnerParts) -> PPOTraining:
+  config = parts.config
+  reader = QueueReader(parts.address, REPLAY_TABLE,
+                       parts.specs.replay_layout.signature, parts.should_stop)
+  requests = None
+  if ppo_builder.rounds_per_iteration(config):
+    requests = CollectRequests(parts.address, parts.should_stop)
+  return PPOTraining(config, parts.agent, parts.make_learner(), reader,
+                     parts.specs.replay_layout, parts.weights, requests)
