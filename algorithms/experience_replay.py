@@ -29,10 +29,10 @@ def replay_table(config: ReplayConfig, specs: ExperimentSpecs) -> reverb.Table:
   if config.rate_limiter == 'sample_to_insert':
     limiter = reverb.rate_limiters.SampleToInsertRatio(
         samples_per_insert=config.samples_per_insert,
-        min_size_to_sample=config.min_size,
+        min_size_to_sample=config.initial_collect_steps,
         error_buffer=config.error_buffer)
   else:
-    limiter = reverb.rate_limiters.MinSize(config.min_size)
+    limiter = reverb.rate_limiters.MinSize(config.initial_collect_steps)
   return reverb.Table(
       name=REPLAY_TABLE,
       sampler=(reverb.selectors.Prioritized(config.priority_exponent)
@@ -49,7 +49,7 @@ def _num_envs(env) -> int:
 
 
 class ReplayCollector:
-  """Random steps until the table holds `min_size` items (all actors
+  """Random steps until the table holds `initial_collect_steps` items (all actors
   together), then rounds of `pull_every_steps` steps of each env with the
   agent's collect policy (TF-Agents' Actor); no waiting between rounds."""
 
@@ -73,7 +73,7 @@ class ReplayCollector:
         parts.train_step, steps_per_run=_RANDOM_STEPS_PER_CHECK,
         observers=[parts.writer, parts.random_stats])
     while not parts.should_stop():
-      if tables.table_size(parts.client) >= parts.config.replay.min_size:
+      if tables.table_size(parts.client) >= parts.config.replay.initial_collect_steps:
         break
       random_actor.run()
       parts.writer.end_episode()  # Flushes, so the table size is current.

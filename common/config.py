@@ -17,9 +17,11 @@ RATE_LIMITERS = ('sample_to_insert', 'min_size')
 SAMPLERS = ('uniform', 'prioritized')
 STRATEGIES = ('default', 'mirrored', 'tpu')
 
-# The name of the experience table, whatever its sampler (checkpoints
-# written before prioritized replay existed restore under it).
-REPLAY_TABLE = 'uniform_table'
+# The experience table, whatever its sampler (DQN, SAC) or a queue (PPO).
+# It was 'uniform_table' until the builders came: those replay checkpoints
+# are refused with a clear error (reverb_server/server.py).
+REPLAY_TABLE = 'experience'
+OLD_REPLAY_TABLE = 'uniform_table'
 # Its columns: each item's steps, packed (common/replay_layout.py); on-policy
 # items also carry the version of the weights that collected them.
 STEP_COLUMN = 'step'
@@ -117,17 +119,17 @@ class ReplayConfig:
 
   `sample_to_insert` keeps the learner at `samples_per_insert` sampled items
   per inserted item (unset: the batch size, i.e. one train step per env step
-  as in the tutorials; ExperimentConfig fills it in), allowing `slack_steps`
-  env steps of drift either way. Actors collect with a random policy until
-  the table holds `min_size` items (the tutorials' initial collection); the
+  as in the tutorials; ExperimentConfig fills it in), allowing
+  `rate_limiter_slack_steps` env steps of drift either way. Actors collect
+  with a random policy until the table holds `initial_collect_steps` items (the tutorials' initial collection); the
   learner samples from then on. The server checkpoints the tables every
   `checkpoint_every_s` (and on SIGTERM): a server that is killed loses at
   most what came after.
   """
   capacity: int = setting(100000, flag='replay_capacity',
                           help='Replay table max size (items).')
-  min_size: int = setting(
-      100, flag='initial_collect_steps',
+  initial_collect_steps: int = setting(
+      100,
       help='Random-policy steps the actors collect (together) before the '
       'learner samples.')
   rate_limiter: str = setting(
@@ -138,8 +140,8 @@ class ReplayConfig:
       help='Sampled items per inserted item.',
       unset='the batch size, i.e. one train step per env step as in the '
       'tutorials')
-  slack_steps: int = setting(
-      1000, flag='rate_limiter_slack_steps',
+  rate_limiter_slack_steps: int = setting(
+      1000,
       help='Env steps collection may run ahead of or behind that ratio.')
   sampler: str = setting(
       'uniform', flag='replay_sampler', enum=SAMPLERS,
@@ -164,8 +166,8 @@ class ReplayConfig:
       'inserted since.')
 
   def __post_init__(self):
-    _check_positive(self, 'capacity', 'min_size', 'slack_steps',
-                    'checkpoint_every_s')
+    _check_positive(self, 'capacity', 'initial_collect_steps',
+                    'rate_limiter_slack_steps', 'checkpoint_every_s')
     if self.samples_per_insert is not None:
       _check_positive(self, 'samples_per_insert')
     _check(self.rate_limiter in RATE_LIMITERS,
@@ -179,9 +181,9 @@ class ReplayConfig:
            self.importance_anneal_steps >= 0,
            'priority_exponent must be >= 0, importance_exponent in [0, 1] and '
            'importance_anneal_steps >= 0')
-    _check(self.min_size <= self.capacity,
-           f'initial collection ({self.min_size} items) must fit in the '
-           f'replay capacity ({self.capacity})')
+    _check(self.initial_collect_steps <= self.capacity,
+           f'initial collection ({self.initial_collect_steps} items) must fit '
+           f'in the replay capacity ({self.capacity})')
 
   def importance_exponent_at(self, train_step: int) -> float:
     """beta at `train_step`: importance_exponent, annealed linearly to 1."""
@@ -192,7 +194,7 @@ class ReplayConfig:
 
   @property
   def error_buffer(self) -> float:
-    return self.slack_steps * self.samples_per_insert
+    return self.rate_limiter_slack_steps * self.samples_per_insert
 
 
 @dataclasses.dataclass(frozen=True)
@@ -322,13 +324,14 @@ class ExperimentConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class StrategyConfig:
-  """The learner's tf.distribute strategy."""
+class StrategySettings:
+  """The learner's tf.distribute strategy (a setting of the learner
+  process, not of the experiment)."""
   kind: str = setting(
       'default', flag='strategy', enum=STRATEGIES,
       help='default: CPU or one GPU; mirrored: all local GPUs; tpu: see --tpu.')
-  tpu_address: Optional[str] = setting(
-      flag='tpu', help='TPU name or grpc:// address.')
+  tpu: Optional[str] = setting(
+      help='TPU name or grpc:// address.')
   cpu_replicas: int = setting(
       0, lower_bound=0,
       help='For testing and CPU hosts: with --strategy=mirrored, split the '
@@ -338,7 +341,7 @@ class StrategyConfig:
   def __post_init__(self):
     _check(self.kind in STRATEGIES,
            f'strategy must be one of {STRATEGIES}, got {self.kind!r}')
-    _check(self.kind != 'tpu' or bool(self.tpu_address),
+    _check(self.kind != 'tpu' or bool(self.tpu),
            '--strategy=tpu needs --tpu=<address or name>')
     _check(self.cpu_replicas == 0 or self.kind == 'mirrored',
            '--cpu_replicas needs --strategy=mirrored')

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from common import run_dir
 
@@ -40,21 +40,26 @@ class Record:
 
 
 class RecordWriter:
-  """Appends `process`'s records under `root_dir` (None: writes nothing)."""
+  """Appends `process`'s records under `root_dir` (None: to no file), and
+  hands each to `publish(event, values)` when given (the learner's go to
+  Reverb too: common/learner_status.py)."""
 
-  def __init__(self, root_dir: Optional[str], process: str):
+  def __init__(self, root_dir: Optional[str], process: str,
+               publish: Optional[Callable[[str, Dict[str, Any]], None]] = None):
     self._path = (run_dir.records_path(root_dir, process) if root_dir
                   else None)
+    self._publish = publish
     if self._path:
       os.makedirs(os.path.dirname(self._path), exist_ok=True)
 
   def write(self, event: str, **values) -> None:
-    if not self._path:
-      return
-    line = json.dumps({'event': event, 'time': round(time.time(), 3),
-                       **values}, default=_plain) + '\n'
-    with open(self._path, 'a') as f:
-      f.write(line)
+    values = json.loads(json.dumps(
+        {'time': round(time.time(), 3), **values}, default=_plain))
+    if self._publish:
+      self._publish(event, values)
+    if self._path:
+      with open(self._path, 'a') as f:
+        f.write(json.dumps({'event': event, **values}) + '\n')
 
 
 class RecordReader:

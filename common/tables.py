@@ -11,6 +11,7 @@ import tree
 from common.config import ExperimentConfig
 from common.config import REPLAY_TABLE
 from common.errors import UserError
+from common.learner_status import status_table
 from common.specs import ExperimentSpecs
 from common.specs import TRAIN_STEP_KEY
 from common.specs import VARIABLES_TABLE
@@ -23,9 +24,9 @@ class TableMismatchError(UserError, ValueError):
 def experiment_tables(config: ExperimentConfig,
                       specs: ExperimentSpecs) -> List[reverb.Table]:
   """Every table the experiment's server holds: the algorithm's experience
-  tables and the variable container."""
+  tables, the variable container and the learner's status."""
   return [*config.builder.make_replay_tables(config, specs),
-          variables_table(specs)]
+          variables_table(specs), status_table()]
 
 
 def variables_table(specs: ExperimentSpecs) -> reverb.Table:

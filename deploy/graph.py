@@ -15,7 +15,7 @@ from typing import List, Optional
 
 from common import records
 from common import run_dir
-from common.config import StrategyConfig
+from common.config import StrategySettings
 from common.errors import ConfigError
 from common.settings import setting
 from deploy.restarts import RestartPolicy
@@ -49,7 +49,7 @@ class LaunchSettings:
   # the launch.
   staged_start_timeout_s: float = 30.0
   restart: RestartPolicy = RestartPolicy()
-  strategy: StrategyConfig = StrategyConfig()  # The learner's.
+  strategy: StrategySettings = StrategySettings()  # The learner's.
 
   def __post_init__(self):
     if self.stop_at_return is not None and not math.isfinite(
@@ -102,10 +102,10 @@ def process_graph(settings: LaunchSettings, port: int) -> List[ProcessSpec]:
   return graph
 
 
-def _strategy_args(strategy: StrategyConfig) -> List[str]:
+def _strategy_args(strategy: StrategySettings) -> List[str]:
   args = [f'--strategy={strategy.kind}']
-  if strategy.tpu_address:
-    args.append(f'--tpu={strategy.tpu_address}')
+  if strategy.tpu:
+    args.append(f'--tpu={strategy.tpu}')
   if strategy.cpu_replicas:
     args.append(f'--cpu_replicas={strategy.cpu_replicas}')
   return args

@@ -15,14 +15,14 @@ from absl import flags
 from common import cli
 from common import run_dir
 from common import settings
-from common.config import StrategyConfig
+from common.config import StrategySettings
 from deploy import restarts
 from deploy.graph import LaunchSettings
 from deploy.supervisor import run_local
 
 _EXPERIMENT_FLAGS = cli.define_experiment_flags()
 for _launch_settings in (LaunchSettings, restarts.RestartPolicy,
-                         StrategyConfig):
+                         StrategySettings):
   settings.define_flags(_launch_settings, module_name=__name__)
 
 
@@ -44,7 +44,7 @@ def main():
       LaunchSettings, flagfile=flagfile, root_dir=root_dir,
       max_train_steps=config.train.max_train_steps,
       restart=settings.from_flags(restarts.RestartPolicy),
-      strategy=settings.from_flags(StrategyConfig))
+      strategy=settings.from_flags(StrategySettings))
   cli.exit_now(run_local(launch, shutdown.Shutdown(grace_s=300)))
 
 

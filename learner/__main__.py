@@ -10,13 +10,13 @@ from common import quiet
 quiet.import_tensorflow()  # Without its start-up messages.
 
 from common import settings
-from common.config import StrategyConfig
+from common.config import StrategySettings
 from learner.replay_input import InputSettings
 from learner.train import LearnerSettings
 from learner.train import run_learner
 
 cli.define_experiment_flags()
-for _process_settings in (LearnerSettings, StrategyConfig, InputSettings):
+for _process_settings in (LearnerSettings, StrategySettings, InputSettings):
   settings.define_flags(_process_settings, module_name=__name__)
 
 
@@ -24,7 +24,7 @@ def main():
   config = cli.experiment_config()
   cli.log_config(config)
   learner = settings.from_flags(
-      LearnerSettings, strategy=settings.from_flags(StrategyConfig),
+      LearnerSettings, strategy=settings.from_flags(StrategySettings),
       sampling=settings.from_flags(InputSettings))
   run_learner(config, learner, shutdown.Shutdown(grace_s=20))
 

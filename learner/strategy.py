@@ -4,7 +4,7 @@ from absl import logging
 import tensorflow as tf
 
 from common import ports
-from common.config import StrategyConfig
+from common.config import StrategySettings
 from common.errors import UserError
 
 
@@ -12,7 +12,7 @@ class TPUUnreachableError(UserError, ConnectionError):
   """--tpu names no TPU this host can reach."""
 
 
-def make_strategy(config: StrategyConfig,
+def make_strategy(config: StrategySettings,
                   connect_timeout_s: float) -> tf.distribute.Strategy:
   """default: one device; mirrored: all local GPUs; tpu: the named TPU."""
   if config.kind == 'mirrored' and config.cpu_replicas:
@@ -28,7 +28,7 @@ def make_strategy(config: StrategyConfig,
                       'CPU, as one replica')
     return tf.distribute.MirroredStrategy()
   if config.kind == 'tpu':
-    resolver = _tpu_resolver(config.tpu_address, connect_timeout_s)
+    resolver = _tpu_resolver(config.tpu, connect_timeout_s)
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)

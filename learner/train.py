@@ -30,8 +30,9 @@ from common import specs as specs_lib
 from common import tables
 from common.config import ExperimentConfig
 from common.config import ReverbClientSettings
+from common.config import StrategySettings
+from common.learner_status import StatusPublisher
 from common.settings import setting
-from common.config import StrategyConfig
 from common.weights import WeightsSync
 from learner import metrics as learner_metrics
 from learner import replay_input
@@ -48,7 +49,7 @@ class LearnerSettings(ReverbClientSettings):
   stall_log_s: float = setting(
       30.0, help='Log the replay table\'s numbers when no train step happened '
       'for this long.')
-  strategy: StrategyConfig = StrategyConfig()
+  strategy: StrategySettings = StrategySettings()
   sampling: replay_input.InputSettings = replay_input.InputSettings()
 
 
@@ -56,7 +57,6 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
                 stop: shutdown.Shutdown) -> int:
   """Trains until max_train_steps or a stop request; returns the train_step."""
   run_dir.ensure_writable_dir(settings.root_dir)
-  records = records_lib.RecordWriter(settings.root_dir, records_lib.LEARNER)
   env = envs.load_env(config.env, seed=config.seed)
   strategy = make_strategy(settings.strategy, settings.connect_timeout_s)
   config.builder.check_strategy(strategy)
@@ -70,6 +70,9 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
   connection.connect(settings.reverb_address, settings.connect_timeout_s,
                      expected=tables.experiment_tables(config, specs))
   connection.ServerWatch(settings.reverb_address, stop)
+  status = StatusPublisher(settings.reverb_address)
+  records = records_lib.RecordWriter(settings.root_dir, records_lib.LEARNER,
+                                     publish=status.publish)
 
   weights = WeightsSync(
       settings.reverb_address,
@@ -124,6 +127,8 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
   reason = stop.reason or 'max_train_steps reached'
   records.write(records_lib.FINISHED, train_step=step, reason=reason,
                 **training.counters())
+  # When stopping, the server may be stopping too: do not wait long.
+  status.flush(timeout_s=2.0 if stop.requested else 10.0)
   logging.info('Learner finished at train_step %d (%s)', step, reason)
   return step
 

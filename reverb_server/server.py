@@ -14,6 +14,8 @@ from common import tables as tables_lib
 from common import run_dir
 from common import specs as specs_lib
 from common.config import ExperimentConfig
+from common.config import OLD_REPLAY_TABLE
+from common.config import REPLAY_TABLE
 from common.errors import UserError
 from common.settings import setting
 
@@ -77,8 +79,17 @@ class ReplayServer:
       restoring = has_checkpoint(settings.checkpoint_dir)
       checkpointer = reverb.checkpointers.DefaultCheckpointer(
           settings.checkpoint_dir)
-    self._server = reverb.Server(tables=tables, port=self.port,
-                                 checkpointer=checkpointer)
+    try:
+      self._server = reverb.Server(tables=tables, port=self.port,
+                                   checkpointer=checkpointer)
+    except ValueError as e:  # Reverb's: a checkpointed table it was not given.
+      raise CheckpointMismatchError(
+          f'the checkpoint in --checkpoint_dir {settings.checkpoint_dir} holds '
+          f'tables this config does not serve ({str(e).splitlines()[0]}). A '
+          f'checkpoint written before the experience table was renamed '
+          f'({OLD_REPLAY_TABLE!r} is now {REPLAY_TABLE!r}) cannot be restored: '
+          f'start from an empty --checkpoint_dir (the learner\'s checkpoints '
+          f'are not affected)') from e
     self._client = self._server.localhost_client()
     if restoring:
       self._check_restored(tables)

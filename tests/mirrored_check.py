@@ -21,7 +21,7 @@ from tf_agents.specs import tensor_spec
 from common import agents
 from common import envs
 from common import specs as specs_lib
-from common.config import StrategyConfig
+from common.config import StrategySettings
 from learner.strategy import make_strategy
 
 cli.define_experiment_flags()
@@ -30,7 +30,7 @@ _TRAIN_STEPS = 3
 
 def main():
   config = cli.experiment_config()
-  strategy = make_strategy(StrategyConfig('mirrored', cpu_replicas=2), 1)
+  strategy = make_strategy(StrategySettings('mirrored', cpu_replicas=2), 1)
   env = envs.load_env(config.env, seed=config.seed)
   with strategy.scope():
     agent, train_step = agents.make_agent(config, env)

@@ -228,4 +228,4 @@ def test_checkpoint_of_another_experiment_is_refused(tmp_path):
   assert len(errors) == 1, result.stderr[-2000:]
   assert ('CheckpointMismatchError: the checkpoint in --checkpoint_dir '
           f'{tmp_path}/checkpoints holds tables of another experiment config: '
-          'uniform_table.max_size: server 100000 vs config 5000') in errors[0]
+          'experience.max_size: server 100000 vs config 5000') in errors[0]

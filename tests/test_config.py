@@ -1,4 +1,5 @@
 """Configs: the tutorials' defaults, the shipped flagfiles, bad values."""
+import dataclasses
 import glob
 import os
 
@@ -28,7 +29,7 @@ def test_cartpole_flagfile_is_the_dqn_tutorial():
   assert config.agent.batch_size == 64 and config.agent.learning_rate == 1e-3
   # One train step per env step, as the tutorial's loop does.
   assert config.replay.samples_per_insert == 64
-  assert config.replay.min_size == 100
+  assert config.replay.initial_collect_steps == 100
 
 
 def test_minitaur_flagfile_is_the_sac_tutorial():
@@ -71,7 +72,7 @@ def test_flags_override_the_flagfile():
      'must fit in the replay capacity'),
     (['--max_train_steps=0'], 'max_train_steps must be > 0'),
     (['--eval_every_steps=-1'], 'eval_every_steps must be >= 0'),
-    (['--rate_limiter_slack_steps=0'], 'slack_steps must be > 0'),
+    (['--rate_limiter_slack_steps=0'], 'rate_limiter_slack_steps must be > 0'),
 ])
 def test_bad_values_are_rejected_with_the_reason(args, message):
   with pytest.raises(cfg.ConfigError, match=message.replace('[', r'\[')):
@@ -136,8 +137,8 @@ def test_bad_reverb_addresses_are_refused_at_once(address, problem):
 
 def test_tpu_strategy_needs_an_address():
   with pytest.raises(cfg.ConfigError, match='--tpu'):
-    cfg.StrategyConfig(kind='tpu')
-  assert cfg.StrategyConfig(kind='tpu', tpu_address='grpc://x:8470')
+    cfg.StrategySettings(kind='tpu')
+  assert cfg.StrategySettings(kind='tpu', tpu='grpc://x:8470')
 
 
 def test_unknown_kinds_are_rejected():
@@ -146,7 +147,7 @@ def test_unknown_kinds_are_rejected():
   with pytest.raises(cfg.ConfigError, match='env suite must be one of'):
     cfg.EnvConfig('CartPole-v0', suite='atari')
   with pytest.raises(cfg.ConfigError, match='rate_limiter must be one of'):
-    cfg.ReplayConfig(capacity=10, min_size=1, rate_limiter='fast')
+    cfg.ReplayConfig(capacity=10, initial_collect_steps=1, rate_limiter='fast')
 
 
 def test_task_ids_from_hostnames():
@@ -207,3 +208,16 @@ def test_run_dir_names_are_tf_agents_learner_names():
               learner.TRAIN_DIR, learner.POLICY_CHECKPOINT_DIR,
               learner.POLICY_SAVED_MODEL_DIR,
               learner.GREEDY_POLICY_SAVED_MODEL_DIR)
+
+
+def test_every_builder_gives_every_unset_agent_setting_a_value():
+  import algorithms  # pylint: disable=g-import-not-at-top
+  unset = [field.name for field in dataclasses.fields(cfg.AgentConfig)
+           if field.default is None]
+  for kind, builder in algorithms.BUILDERS.items():
+    assert builder.name == kind
+    assert sorted(builder.defaults) == sorted(unset), kind
+    agent = cfg.AgentConfig(kind)
+    assert all(getattr(agent, name) is not None for name in unset), kind
+  with pytest.raises(cfg.ConfigError, match="agent must be one of"):
+    cfg.AgentConfig('a2c')

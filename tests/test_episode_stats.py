@@ -14,7 +14,7 @@ from common import config as cfg
 def test_same_counts_as_tf_agents_metrics(num_envs):
   config = cfg.ExperimentConfig(
       env=cfg.EnvConfig('CartPole-v0'), agent=cfg.AgentConfig('dqn'),
-      replay=cfg.ReplayConfig(capacity=1000, min_size=1),
+      replay=cfg.ReplayConfig(capacity=1000, initial_collect_steps=1),
       train=cfg.TrainConfig())
   env = load_envs(config, seed=7, num_envs=num_envs)
   batch = num_envs if env.batched else None

@@ -21,7 +21,7 @@ from tests.helpers import unused_port
 def _config(env, kind, num_envs=1):
   return cfg.ExperimentConfig(
       env=cfg.EnvConfig(env), agent=cfg.AgentConfig(kind),
-      replay=cfg.ReplayConfig(capacity=1000, min_size=10),
+      replay=cfg.ReplayConfig(capacity=1000, initial_collect_steps=10),
       train=dataclasses.replace(cfg.TrainConfig(), envs_per_actor=num_envs))
 
 

@@ -131,8 +131,8 @@ def test_killed_actor_training_continues_and_relaunch_rejoins(job):
                         open(job.log_path('actor_1')).read())
   assert versions and int(versions[0]) >= killed_at, versions
   inserts = job.client.server_info()[
-      'uniform_table'].rate_limiter_info.insert_stats.completed
-  job.wait_for(lambda: job.client.server_info()['uniform_table']
+      'experience'].rate_limiter_info.insert_stats.completed
+  job.wait_for(lambda: job.client.server_info()['experience']
                .rate_limiter_info.insert_stats.completed > inserts + 100,
                'inserts after the relaunch')
 
@@ -172,13 +172,13 @@ def test_killed_learner_resumes_from_its_checkpoint(job):
 
 def _inserts(client):
   return client.server_info()[
-      'uniform_table'].rate_limiter_info.insert_stats.completed
+      'experience'].rate_limiter_info.insert_stats.completed
 
 
 def _table_sizes(log_text, line_start):
   """The replay table sizes in the server's log lines starting so."""
   return [int(size) for size in re.findall(
-      line_start + r"[^\n]*'uniform_table' size (\d+)/", log_text)]
+      line_start + r"[^\n]*'experience' size (\d+)/", log_text)]
 
 
 def _log_text(job, name):
@@ -232,7 +232,7 @@ def test_learner_starved_of_data_says_why(tmp_path):
     job.start('learner', 'learner', [f'--reverb_address={job.address}',
                                      f'--root_dir={tmp_path}',
                                      '--stall_log_s=3'])
-    expected = ("waiting for data: table 'uniform_table': size 0/100000, "
+    expected = ("waiting for data: table 'experience': size 0/100000, "
                 'inserts 0, samples 0; rate limiter: sampling needs size >= '
                 '200')
     job.wait_for(lambda: expected in open(job.log_path('learner')).read(),

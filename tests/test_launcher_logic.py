@@ -3,16 +3,18 @@ and progress line."""
 import pytest
 
 from common import records
+from common import run_dir
 from common.progress import Snapshot
 from common.progress import StepRate
 from common.progress import format_duration
 from common.progress import progress_line
-from common.config import StrategyConfig
+from common.config import StrategySettings
 from deploy.graph import LaunchSettings
 from deploy.graph import process_graph
 from deploy.graph import start_plan
 from deploy.restarts import RestartHistory
 from deploy.restarts import RestartPolicy
+from deploy.watch import LearnerMilestones
 
 
 def test_backoff_doubles_up_to_its_cap_and_the_count_is_capped():
@@ -87,7 +89,7 @@ def test_graph_starts_what_the_first_train_step_needs_first():
   settings = LaunchSettings(
       flagfile='run.flags', max_train_steps=100, root_dir='/r', actors=3,
       tensorboard_port=6006,
-      strategy=StrategyConfig(kind='mirrored', cpu_replicas=2))
+      strategy=StrategySettings(kind='mirrored', cpu_replicas=2))
   graph = process_graph(settings, port=1234)
   assert [(p.name, p.after) for p in graph] == [
       ('reverb_server', None), ('learner', None), ('actor_0', None),
@@ -103,3 +105,39 @@ def test_graph_starts_what_the_first_train_step_needs_first():
   assert all('--reverb_address=localhost:1234' in p.args for p in graph[1:6])
   learner = graph[1]
   assert learner.args[-2:] == ['--strategy=mirrored', '--cpu_replicas=2']
+
+
+def test_records_are_read_whole_and_in_order(tmp_path):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  writer = records.RecordWriter(str(tmp_path), records.LEARNER)
+  path = run_dir.records_path(str(tmp_path), records.LEARNER)
+  reader = records.RecordReader(path)
+  assert reader.new() == []  # No file yet.
+  writer.write(records.WEIGHTS_PUSHED, train_step=np.int64(0))
+  with open(path, 'a') as f:
+    f.write('{"event": "progress", "time": 1.0, "train_')  # Being written.
+  [pushed] = reader.new()
+  assert (pushed.event, pushed['train_step']) == (records.WEIGHTS_PUSHED, 0)
+  assert reader.new() == []  # The partial line waits for its end.
+  with open(path, 'a') as f:
+    f.write('step": 5}\n')
+  [progress] = reader.new()
+  assert progress.values == {'train_step': 5}
+  assert [r.event for r in records.read(path)] == [records.WEIGHTS_PUSHED,
+                                                   records.PROGRESS]
+  assert len(records.read(path, records.PROGRESS)) == 1
+
+
+def test_the_staged_start_counts_only_milestones_of_this_launch(tmp_path):
+  root = str(tmp_path)
+  learner = records.RecordWriter(root, records.LEARNER)
+  learner.write(records.WEIGHTS_PUSHED, train_step=0)  # An earlier launch's.
+  learner.write(records.FIRST_TRAIN_STEP, train_step=1)
+  milestones = LearnerMilestones(root)
+  assert not milestones.reached(records.WEIGHTS_PUSHED)
+  learner.write(records.WEIGHTS_PUSHED, train_step=500)  # A restart's.
+  assert milestones.reached(records.WEIGHTS_PUSHED)
+  assert not milestones.reached(records.FIRST_TRAIN_STEP)
+  learner.write(records.FIRST_TRAIN_STEP, train_step=501)
+  assert milestones.reached(records.FIRST_TRAIN_STEP)
+  assert milestones.reached(records.WEIGHTS_PUSHED)  # Reached stays reached.

@@ -27,10 +27,14 @@ from benchmarks.targets import flagfile_path
 from common import agents
 from common import cli
 from common import envs
+from common import records
+from common import run_dir
 from common import specs as specs_lib
 from common.config import REPLAY_TABLE
 from common.connection import connect
 from common.errors import ConfigError
+from common.learner_status import STATUS_TABLE
+from common.learner_status import read_status
 from common.queue_reader import QueueReader
 from common.tables import experiment_tables
 from common.tables import learner_train_step
@@ -93,7 +97,8 @@ def test_synchronous_ppo_requests_whole_rounds_and_asynchronous_none():
   assert [table.name for table in experiment_tables(
       _config('--max_policy_lag=1'),
       specs_lib.derive_specs(_config('--max_policy_lag=1')))] == [
-          REPLAY_TABLE, specs_lib.VARIABLES_TABLE]  # No requests table.
+          REPLAY_TABLE, specs_lib.VARIABLES_TABLE, STATUS_TABLE]  # No
+  # requests table.
 
 
 def test_each_request_goes_to_one_actor_and_a_new_issue_replaces_the_rest():
@@ -320,6 +325,17 @@ def test_learner_trains_exact_iterations_and_drops_stale_items(tmp_path):
     assert ('train_step=16 PPO: 2 iterations, 512 env steps trained (256 '
             'each), 3 stale items dropped') in log, log[-3000:]
     assert 'Learner finished at train_step 16' in log
+    # The same counters as records, in the run dir and in Reverb.
+    finished = records.read(
+        run_dir.records_path(str(tmp_path), records.LEARNER))[-1]
+    status = read_status(client)
+    for record in (finished.values, status[records.FINISHED]):
+      assert (record['train_step'], record['iterations'],
+              record['env_steps_trained'], record['stale_items_dropped'],
+              record['reason']) == (16, 2, 512, 3, 'max_train_steps reached')
+    assert finished.event == records.FINISHED
+    assert status[records.WEIGHTS_PUSHED]['train_step'] == 0
+    assert status[records.FIRST_TRAIN_STEP]['train_step'] == 8
     summaries = str(tmp_path / 'train')  # Written at the last step.
     assert scalar_values(summaries, 'Learner/stale_items_dropped') == [3]
     assert scalar_values(summaries, 'Learner/env_steps_trained') == [512]

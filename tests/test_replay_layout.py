@@ -88,7 +88,7 @@ def test_checkpoint_of_the_column_per_field_layout_is_refused(tmp_path):
   """A checkpoint written before the packed layout names both layouts."""
   config = cfg.ExperimentConfig(
       env=cfg.EnvConfig('CartPole-v0'), agent=cfg.AgentConfig('dqn'),
-      replay=cfg.ReplayConfig(capacity=1000, min_size=10),
+      replay=cfg.ReplayConfig(capacity=1000, initial_collect_steps=10),
       train=cfg.TrainConfig())
   specs = specs_lib.derive_specs(config)
   old_replay = reverb.Table(
@@ -96,7 +96,7 @@ def test_checkpoint_of_the_column_per_field_layout_is_refused(tmp_path):
       remover=reverb.selectors.Fifo(), max_size=config.replay.capacity,
       rate_limiter=reverb.rate_limiters.SampleToInsertRatio(
           samples_per_insert=config.replay.samples_per_insert,
-          min_size_to_sample=config.replay.min_size,
+          min_size_to_sample=config.replay.initial_collect_steps,
           error_buffer=config.replay.error_buffer),
       signature=tensor_spec.add_outer_dim(specs.collect_data_spec))
   checkpoints = str(tmp_path / 'checkpoints')
@@ -107,9 +107,31 @@ def test_checkpoint_of_the_column_per_field_layout_is_refused(tmp_path):
   old.stop()
   with pytest.raises(
       CheckpointMismatchError,
-      match=r"uniform_table.server has 6 tensors, config gives 1 \(server "
+      match=r"experience.server has 6 tensors, config gives 1 \(server "
             r"columns \['action', 'discount', 'next_step_type', "
             r"'observation', 'reward', 'step_type'\] vs config \['step'\]\)"):
     ReplayServer(config, ServerSettings(port=unused_port(),
                                         checkpoint_dir=checkpoints))
 
+
+
+def test_checkpoint_of_the_old_table_name_is_refused_clearly(tmp_path):
+  """Before the builders, the experience table was 'uniform_table'."""
+  config = cfg.ExperimentConfig(
+      replay=cfg.ReplayConfig(capacity=1000, initial_collect_steps=10))
+  specs = specs_lib.derive_specs(config)
+  old_name = reverb.Table(
+      name=cfg.OLD_REPLAY_TABLE, sampler=reverb.selectors.Uniform(),
+      remover=reverb.selectors.Fifo(), max_size=config.replay.capacity,
+      rate_limiter=reverb.rate_limiters.MinSize(1),
+      signature=specs.replay_signature)
+  checkpoints = str(tmp_path / 'checkpoints')
+  old = reverb.Server(
+      [old_name, variables_table(specs)], port=unused_port(),
+      checkpointer=reverb.checkpointers.DefaultCheckpointer(checkpoints))
+  old.localhost_client().checkpoint()
+  old.stop()
+  with pytest.raises(CheckpointMismatchError,
+                     match="'uniform_table' is now 'experience'"):
+    ReplayServer(config, ServerSettings(port=unused_port(),
+                                        checkpoint_dir=checkpoints))

@@ -137,7 +137,7 @@ def test_status_screen_while_training(run):
   assert status.returncode == 0, status.stderr[-2000:]
   step = int(re.search(r'learner train_step (\d+)', status.stdout).group(1))
   assert step > 0, status.stdout
-  assert re.search(r"table 'uniform_table': size [1-9]\d*/100000",
+  assert re.search(r"table 'experience': size [1-9]\d*/100000",
                    status.stdout), status.stdout
   assert f'Run {root_dir}:' in status.stdout
 

@@ -15,6 +15,7 @@ from common import config as cfg
 from common import envs
 from common import specs as specs_lib
 from common.connection import connect
+from common.learner_status import status_table
 from common.tables import TableMismatchError
 from common.tables import check_tables
 from common.tables import experiment_tables
@@ -25,7 +26,7 @@ def _config(env, kind, **agent_changes):
   agent = dataclasses.replace(cfg.AgentConfig(kind), **agent_changes)
   return cfg.ExperimentConfig(
       env=cfg.EnvConfig(env), agent=agent,
-      replay=cfg.ReplayConfig(capacity=1000, min_size=100,
+      replay=cfg.ReplayConfig(capacity=1000, initial_collect_steps=100,
                               samples_per_insert=float(agent.batch_size)),
       train=cfg.TrainConfig())
 
@@ -65,7 +66,7 @@ def test_tables_served_as_derived_and_mismatch_is_named():
   config = _config('CartPole-v0', 'dqn')
   specs = specs_lib.derive_specs(config)
   server = reverb.Server([replay_table(config.replay, specs),
-                          variables_table(specs)])
+                          variables_table(specs), status_table()])
   try:
     client = connect(f'localhost:{server.port}', timeout_s=5)
     info = client.server_info()

@@ -88,12 +88,12 @@ def test_killed_actor_learner_and_server_restart_and_the_job_finishes(
 
     server = _log(root_dir, 'reverb_server')
     checkpointed = server.wait_for(
-        r"Checkpointed \(every 3s\)[^\n]*'uniform_table' size (\d+)/")
+        r"Checkpointed \(every 3s\)[^\n]*'experience' size (\d+)/")
     restarted = _kill(run, root_dir, 'reverb_server')
     before_kill = server.text()
     run.wait_for(r'reverb_server restarted \(1/5\): exit -9')
     restored = restarted.wait_for(
-        r"Reverb server listening[^\n]*'uniform_table' size (\d+)/")
+        r"Reverb server listening[^\n]*'experience' size (\d+)/")
     code = run.finish(timeout_s=400)
   finally:
     run.process.kill()

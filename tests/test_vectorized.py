@@ -39,7 +39,7 @@ def test_batched_envs_write_consecutive_steps_of_one_env_per_item(n_step):
   config = cfg.ExperimentConfig(
       env=cfg.EnvConfig('CartPole-v0'), agent=cfg.AgentConfig(
           'dqn', n_step=n_step),
-      replay=cfg.ReplayConfig(capacity=10_000, min_size=1,
+      replay=cfg.ReplayConfig(capacity=10_000, initial_collect_steps=1,
                               rate_limiter='min_size', samples_per_insert=64),
       train=dataclasses.replace(cfg.TrainConfig(), envs_per_actor=_NUM_ENVS))
   port = unused_port()
