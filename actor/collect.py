@@ -12,9 +12,9 @@ from actor.replay_writer import StopCollection
 from algorithms.base import CollectParts
 from common import run_dir
 from common import shutdown
+from common import specs as specs_lib
 from common import tables
 from common.config import ExperimentConfig
-from common import specs as specs_lib
 
 
 def run_collect(config: ExperimentConfig, settings: runtime_lib.ActorSettings,

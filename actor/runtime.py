@@ -12,16 +12,16 @@ from tf_agents.environments import batched_py_environment
 from tf_agents.environments import py_environment
 
 from common import agents
-from common import envs
 from common import connection
-from common import tables
-from common.weights import WeightsSync
+from common import envs
 from common import run_dir
 from common import shutdown
 from common import specs as specs_lib
+from common import tables
 from common.config import ExperimentConfig
 from common.config import ReverbClientSettings
 from common.settings import setting
+from common.weights import WeightsSync
 
 
 # Env i of an actor is seeded seed + i * stride: apart from other actors'.

@@ -209,7 +209,7 @@ class PPOConfig:
   minibatches of the agent's batch_size steps, and pushes the new weights:
   one iteration. Older items are dropped and counted. Synchronous (lag 0),
   the learner requests each iteration's rounds and actors collect only
-  those (common/collect_requests.py).
+  those (algorithms/collect_requests.py).
   """
   steps_per_iteration: int = setting(
       2048, flag='ppo_steps_per_iteration', lower_bound=1,

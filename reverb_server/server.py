@@ -10,9 +10,9 @@ from absl import logging
 import reverb
 
 from common import ports
-from common import tables as tables_lib
 from common import run_dir
 from common import specs as specs_lib
+from common import tables as tables_lib
 from common.config import ExperimentConfig
 from common.config import OLD_REPLAY_TABLE
 from common.config import REPLAY_TABLE

@@ -11,8 +11,8 @@ from typing import Dict, List
 
 import portpicker
 
-from common.connection import connect
 from common import shutdown
+from common.connection import connect
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CARTPOLE_FLAGS = os.path.join(PROJECT_ROOT, 'configs', 'cartpole_dqn.flags')

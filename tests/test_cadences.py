@@ -1,7 +1,7 @@
 """When the learner pushes weights and the eval actor evaluates, in process."""
 from actor.evaluate import eval_due
-from common import config as cfg
 from algorithms.experience_replay import steps_to_next_push
+from common import config as cfg
 
 
 def test_pushes_land_on_multiples_of_the_push_period_and_on_the_last_step():

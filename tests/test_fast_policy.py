@@ -11,8 +11,8 @@ from actor.fast_policy import FastPyPolicy
 from actor.runtime import load_envs
 from common import agents
 from common import config as cfg
-from common.weights import WeightsSync
 from common import specs as specs_lib
+from common.weights import WeightsSync
 from reverb_server.server import ReplayServer
 from reverb_server.server import ServerSettings
 from tests.helpers import unused_port

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
+from benchmarks.targets import flagfile_path
 from common.connection import connect
 from common.tables import learner_train_step
-from benchmarks.targets import flagfile_path
 from tests.helpers import CARTPOLE_FLAGS
 from tests.helpers import PROJECT_ROOT
 from tests.helpers import child_env

@@ -4,11 +4,11 @@ import pytest
 
 from common import records
 from common import run_dir
+from common.config import StrategySettings
 from common.progress import Snapshot
 from common.progress import StepRate
 from common.progress import format_duration
 from common.progress import progress_line
-from common.config import StrategySettings
 from deploy.graph import LaunchSettings
 from deploy.graph import process_graph
 from deploy.graph import start_plan

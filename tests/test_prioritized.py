@@ -10,11 +10,11 @@ import pytest
 import reverb
 import tensorflow as tf
 
-from common import config as cfg
-from common.tables import table_differences
 from algorithms.experience_replay import replay_table
+from common import config as cfg
 from common import specs as specs_lib
 from common.config import REPLAY_TABLE
+from common.tables import table_differences
 from learner import priorities
 from tests.helpers import PROJECT_ROOT
 from tests.helpers import start_training

@@ -7,9 +7,9 @@ from tf_agents.specs import tensor_spec
 
 from common import config as cfg
 from common import specs as specs_lib
-from common.tables import variables_table
 from common.replay_layout import LayoutError
 from common.replay_layout import ReplayLayout
+from common.tables import variables_table
 from reverb_server.server import CheckpointMismatchError
 from reverb_server.server import ReplayServer
 from reverb_server.server import ServerSettings
