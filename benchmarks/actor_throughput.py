@@ -4,37 +4,40 @@ batched policy inference, for 1 and B envs per actor.
     .venv/bin/python -m benchmarks.actor_throughput [--envs=1,8,32] \
         [--experiments=cartpole_dqn,minitaur_sac] [--seconds=5] [--rounds=3]
 
-The actor is the production path (actor/collect.py's policy, Actor with the
-ReplayWriter and its metrics, a weights pull every --pull_every_steps steps
-of each env) writing to a Reverb server process with a MinSize rate
-limiter, so the limiter never holds it. Raw loop and actor alternate for
---rounds rounds on the same envs; the table gives medians.
+The actor is the production path (actor/collect.py's policy, the
+experiment's builder's writer and collector, with its metrics, and a weights
+pull after each round of --pull_every_steps steps of each env) writing to a
+Reverb server process with a MinSize rate limiter, so the limiter never
+holds it. Raw loop and actor alternate for --rounds rounds on the same envs;
+the table gives medians.
 """
 import dataclasses
-import statistics
 import time
 
 from absl import app
 from absl import flags
 from absl import logging
 
-from actor.collect import make_collect_actor
 from actor.episode_stats import EpisodeStats
 from actor.fast_policy import FastPyPolicy
 from benchmarks import experiments
+from benchmarks.measure import alternate
+from benchmarks.measure import define_experiments
+from benchmarks.measure import define_rounds
+from benchmarks.measure import define_seconds
+from benchmarks.measure import medians
 from benchmarks.table import print_table
-from actor.replay_writer import ReplayWriter
 from actor.runtime import load_envs
+from algorithms.base import CollectParts
 from common import agents
 from common.connection import connect
 from common.weights import WeightsSync
 from common import specs as specs_lib
 
 _ENVS = flags.DEFINE_list('envs', ['1', '8', '32'], 'Envs per actor.')
-_EXPERIMENTS = flags.DEFINE_list(
-    'experiments', ['cartpole_dqn', 'minitaur_sac'], 'configs/<name>.flags.')
-_SECONDS = flags.DEFINE_float('seconds', 5, 'Length of one measurement.')
-_ROUNDS = flags.DEFINE_integer('rounds', 3, 'Alternating rounds.')
+_EXPERIMENTS = define_experiments(['cartpole_dqn', 'minitaur_sac'])
+_SECONDS = define_seconds(5)
+_ROUNDS = define_rounds(3)
 
 
 def raw_steps_per_sec(env, policy, seconds: float) -> float:
@@ -47,11 +50,12 @@ def raw_steps_per_sec(env, policy, seconds: float) -> float:
   return steps / (time.monotonic() - start)
 
 
-def actor_steps_per_sec(actor, weights, stats, seconds: float) -> float:
-  """The collect loop: Actor.run (pull_every_steps per env), then a pull."""
+def actor_steps_per_sec(collector, weights, stats, seconds: float) -> float:
+  """The collect loop: a collector round (pull_every_steps per env), then a
+  pull."""
   first, start = stats.env_steps, time.monotonic()
   while time.monotonic() - start < seconds:
-    actor.run()
+    collector.run_round()
     weights.pull()
   return (stats.env_steps - first) / (time.monotonic() - start)
 
@@ -68,20 +72,25 @@ def measure(name: str, num_envs: int):
     weights.push()
     stats = EpisodeStats(num_envs)
     layout = specs_lib.specs_of(config, agent, train_step).replay_layout
-    writer = ReplayWriter(connect(address, timeout_s=30), layout,
-                          lambda: False, num_envs)
-    actor = make_collect_actor(config, env, policy, train_step, writer,
-                               stats, summary_dir=None)
+    client = connect(address, timeout_s=30)
+    writer = config.builder.make_writer(config, client, layout, lambda: False,
+                                        lambda: weights.version, num_envs)
+    collector = config.builder.make_collector(CollectParts(
+        config=config, address=address, client=client, env=env,
+        policy=policy, train_step=train_step, writer=writer, stats=stats,
+        random_stats=EpisodeStats(num_envs), summary_dir=None,
+        should_stop=lambda: False))
     raw_steps_per_sec(env, policy, 1.0)  # Warm up (tf.function traces).
-    actor_steps_per_sec(actor, weights, stats, 1.0)
-    raw, ours = [], []
-    for _ in range(_ROUNDS.value):
-      raw.append(raw_steps_per_sec(env, policy, _SECONDS.value))
-      ours.append(actor_steps_per_sec(actor, weights, stats,
-                                      _SECONDS.value))
+    actor_steps_per_sec(collector, weights, stats, 1.0)
+    loops = {
+        'raw': lambda: raw_steps_per_sec(env, policy, _SECONDS.value),
+        'actor': lambda: actor_steps_per_sec(collector, weights, stats,
+                                             _SECONDS.value)}
+    rates = medians(alternate(
+        list(loops), _ROUNDS.value, lambda loop, _: loops[loop]()))
     writer.close(flush_timeout_s=10)
   env.close()
-  return statistics.median(raw), statistics.median(ours)
+  return rates['raw'], rates['actor']
 
 
 @dataclasses.dataclass

@@ -17,7 +17,6 @@ kills and restarts per kind, and whether eval still reached 200.
 import dataclasses
 import os
 import random
-import re
 import statistics
 import subprocess
 import sys
@@ -29,9 +28,11 @@ from absl import app
 from absl import flags
 
 from benchmarks import experiments
+from benchmarks import measure
 from benchmarks.table import print_table
 from common import cli
 from common import ports
+from common import records
 from common.tables import learner_train_step
 from common import run_dir
 from common import shutdown
@@ -260,9 +261,8 @@ def _report(root_dir, config, kills, observations, launched, chaos_over,
                'inserts again (s)', 'train steps lost', 'items lost',
                'items lost (s of collection)'], rows)
 
-  with open(os.path.join(root_dir, 'launcher.out'), errors='replace') as f:
-    launcher_out = f.read()
-  restarts = re.findall(r'^(\S+) restarted \(', launcher_out, re.M)
+  restarts = [r['process'] for r in
+              measure.launcher_records(root_dir, records.RESTARTED)]
   summary = []
   for kind in _KINDS:
     mine = [k for k in kills if k.kind == kind]
@@ -300,10 +300,9 @@ def _wall_time(monotonic_time: float) -> float:
 
 def _checkpoint_times(root_dir: str) -> str:
   """Median and max seconds of the server's periodic checkpoints."""
-  with open(os.path.join(root_dir, 'logs', 'reverb_server.log'),
-            errors='replace') as f:
-    times = [float(t) for t in re.findall(
-        r'Checkpointed \(every \d+s\) in ([\d.]+)s', f.read())]
+  times = [r['seconds'] for r in records.read(
+      run_dir.records_path(root_dir, records.REVERB_SERVER),
+      records.CHECKPOINTED) if r['periodic']]
   if not times:
     return '- (none)'
   return (f'{statistics.median(times):.1f}s median, {max(times):.1f}s max '

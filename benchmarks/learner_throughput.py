@@ -24,6 +24,10 @@ from tf_agents.train import learner as tfa_learner
 from tf_agents.utils import common as tfa_common
 
 from benchmarks import experiments
+from benchmarks.measure import alternate
+from benchmarks.measure import define_experiments
+from benchmarks.measure import define_rounds
+from benchmarks.measure import define_seconds
 from benchmarks.filled_table import fill
 from benchmarks.filled_table import reverb_steps_per_sec
 from benchmarks.table import print_table
@@ -34,11 +38,11 @@ from learner import metrics as learner_metrics
 from learner import priorities
 from learner import replay_input
 
-_EXPERIMENTS = flags.DEFINE_list(
-    'experiments', ['cartpole_dqn', 'cartpole_dqn_per', 'minitaur_sac'],
-    'configs/<name>.flags.')
-_SECONDS = flags.DEFINE_float('seconds', 10, 'Length of one measurement.')
-_ROUNDS = flags.DEFINE_integer('rounds', 3, 'Alternating rounds.')
+_EXPERIMENTS = define_experiments(
+    ['cartpole_dqn', 'cartpole_dqn_per', 'minitaur_sac'])
+_SECONDS = define_seconds(10)
+_ROUNDS = define_rounds(3)
+_IN_MEMORY = 'in memory'  # The limit, measured after the inputs each round.
 _ITEMS = flags.DEFINE_integer('items', 20000, 'Transitions in the table.')
 
 
@@ -76,17 +80,16 @@ def measure(name: str):
     for iterator in iterators.values():  # Warm up.
       reverb_steps_per_sec(learner, iterator, iterations, 2.0)
     memory_steps_per_sec(train, experience, 2.0)
-    on_reverb = {key: [] for key in iterators}
-    in_memory = []
-    for _ in range(_ROUNDS.value):
-      for key, iterator in iterators.items():
-        on_reverb[key].append(reverb_steps_per_sec(
-            learner, iterator, iterations, _SECONDS.value))
-      in_memory.append(memory_steps_per_sec(train, experience,
-                                            _SECONDS.value))
-  medians = {key: (statistics.median(r for r, _ in runs),
-                   statistics.median(w for _, w in runs))
-             for key, runs in on_reverb.items()}
+    def measure_one(key, _):
+      if key == _IN_MEMORY:
+        return memory_steps_per_sec(train, experience, _SECONDS.value)
+      return reverb_steps_per_sec(learner, iterators[key], iterations,
+                                  _SECONDS.value)
+    runs = alternate([*iterators, _IN_MEMORY], _ROUNDS.value, measure_one)
+  in_memory = runs.pop(_IN_MEMORY)
+  medians = {key: (statistics.median(r for r, _ in rates),
+                   statistics.median(w for _, w in rates))
+             for key, rates in runs.items()}
   return medians, statistics.median(in_memory)
 
 

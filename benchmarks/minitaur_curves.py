@@ -64,7 +64,7 @@ def tutorial_main(root_dir: str) -> None:
   loop = sac_tutorial.TutorialLoop(
       config, root_dir,
       policy_save_every_steps=config.train.policy_save_every_steps)
-  loop.collect_initial(config.replay.min_size)
+  loop.collect_initial(config.replay.initial_collect_steps)
   every = config.train.eval_every_steps
   print(f'step 0: eval return {loop.evaluate():.2f}', flush=True)
   step = 0

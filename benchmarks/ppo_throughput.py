@@ -6,89 +6,71 @@
 
 Each run is `deploy.launch_local` on the flagfile with --actors=N, no eval
 actor, to --max_train_steps; rounds alternate the actor counts. From the
-learner's progress lines (every --log_every_steps), between the first and
+learner's progress records (every --log_every_steps), between the first and
 the last: env steps trained per second, train steps per second, and the
 share of the collected steps the learner dropped as stale. Prints the
 medians over rounds.
 """
-import datetime
 import os
-import re
-import shutil
 import statistics
-import subprocess
-import sys
 
 from absl import app
 from absl import flags
 
-from benchmarks import experiments
+from benchmarks import measure
 from benchmarks.table import print_table
 from benchmarks.targets import flagfile_path
 from common import cli
-from common import run_dir
 
-_ROOT_DIR = flags.DEFINE_string('root_dir', '/tmp/ppo_throughput',
-                                'Runs go here (replaced).')
+_ROOT_DIR = measure.define_root_dir('/tmp/ppo_throughput',
+                                    'Runs go here (replaced).')
 _EXPERIMENT = flags.DEFINE_string('experiment', 'cartpole_ppo',
                                   'configs/<name>.flags, a PPO one.')
 _ACTORS = flags.DEFINE_list('actors', ['1', '2'], 'Actor counts to compare.')
-_ROUNDS = flags.DEFINE_integer('rounds', 3, 'Rounds (alternating).')
+_ROUNDS = measure.define_rounds(3, 'Rounds (alternating).')
 _MAX_TRAIN_STEPS = flags.DEFINE_integer('max_train_steps', 1600,
                                         'Train steps per run.')
 
-_PROGRESS = re.compile(
-    r'^I\d{4} (\d\d:\d\d:\d\d\.\d+) .*train_step=(\d+) PPO: \d+ iterations, '
-    r'(\d+) env steps trained \(\d+ each\), (\d+) stale items dropped',
-    re.MULTILINE)
 
 
-def measure(log_text: str, sequence_length: int) -> dict:
-  """Rates between the first and the last progress line of a learner log."""
-  lines = _PROGRESS.findall(log_text)
-  if len(lines) < 2:
-    raise RuntimeError('fewer than 2 PPO progress lines in the learner log')
-  (t0, step0, trained0, dropped0), (t1, step1, trained1, dropped1) = (
-      lines[0], lines[-1])
-  seconds = (datetime.datetime.strptime(t1, '%H:%M:%S.%f') -
-             datetime.datetime.strptime(t0, '%H:%M:%S.%f')).total_seconds()
-  trained = int(trained1) - int(trained0)
-  dropped_steps = (int(dropped1) - int(dropped0)) * sequence_length
+def rates(learner_records, sequence_length: int) -> dict:
+  """Rates between the learner's first and last progress record that hold
+  the PPO counters."""
+  points = measure.progress_with(learner_records, 'env_steps_trained')
+  if len(points) < 2:
+    raise RuntimeError('fewer than 2 PPO progress records from the learner')
+  first, last = points[0], points[-1]
+  seconds = last.time - first.time
+  trained = last['env_steps_trained'] - first['env_steps_trained']
+  dropped_steps = (last['stale_items_dropped'] -
+                   first['stale_items_dropped']) * sequence_length
   return {'env_steps_per_s': trained / seconds,
-          'train_steps_per_s': (int(step1) - int(step0)) / seconds,
+          'train_steps_per_s': (last['train_step'] -
+                                first['train_step']) / seconds,
           'dropped_share': dropped_steps / (trained + dropped_steps)}
 
 
 def run(actors: int, round_index: int, sequence_length: int) -> dict:
   root = os.path.join(_ROOT_DIR.value, f'actors_{actors}_round_{round_index}')
-  shutil.rmtree(root, ignore_errors=True)
-  os.makedirs(root)
-  command = [sys.executable, '-m', 'deploy.launch_local',
-             f'--flagfile={flagfile_path(_EXPERIMENT.value)}',
-             f'--actors={actors}', '--eval=false',
-             f'--max_train_steps={_MAX_TRAIN_STEPS.value}',
-             f'--root_dir={root}']
-  with open(os.path.join(root, 'launcher.out'), 'w') as out:
-    subprocess.run(command, cwd=experiments.PROJECT_ROOT, stdout=out,
-                   stderr=subprocess.STDOUT, check=True)
-  with open(run_dir.log_path(root, 'learner'), errors='replace') as f:
-    return measure(f.read(), sequence_length)
+  learner_records = measure.run_launcher(root, [
+      f'--flagfile={flagfile_path(_EXPERIMENT.value)}', f'--actors={actors}',
+      '--eval=false', f'--max_train_steps={_MAX_TRAIN_STEPS.value}'])
+  return rates(learner_records, sequence_length)
 
 
 def main(argv):
   del argv
   config = cli.parse_experiment(
       [f'--flagfile={flagfile_path(_EXPERIMENT.value)}'])
-  if not config.on_policy:
+  if config.agent.kind != 'ppo':
     raise app.UsageError(f'{_EXPERIMENT.value} is not a PPO experiment')
   counts = [int(a) for a in _ACTORS.value]
-  results = {count: [] for count in counts}
-  for round_index in range(_ROUNDS.value):
-    for count in counts:
-      results[count].append(run(count, round_index,
-                                config.ppo.sequence_length))
-      print(f'{count} actor(s), round {round_index}: {results[count][-1]}',
-            flush=True)
+  results = measure.alternate(
+      counts, _ROUNDS.value,
+      lambda count, round_index: run(count, round_index,
+                                     config.ppo.sequence_length),
+      lambda count, round_index, result: print(
+          f'{count} actor(s), round {round_index}: {result}', flush=True))
   base = statistics.median(r['env_steps_per_s'] for r in results[counts[0]])
   rows = []
   for count, runs in results.items():

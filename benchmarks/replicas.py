@@ -31,7 +31,7 @@ from common import agents
 from common import envs
 from common import settings
 from common import specs as specs_lib
-from common.config import StrategyConfig
+from common.config import StrategySettings
 from learner import metrics as learner_metrics
 from learner import replay_input
 from learner import strategy as strategy_lib
@@ -44,7 +44,7 @@ _ITEMS = flags.DEFINE_integer('items', 20000, 'Transitions in the table.')
 _WORKER_AT = flags.DEFINE_string(
     'worker_at', None, 'Internal: measure the learner given by the strategy '
     'flags against this Reverb address, print the result as JSON.')
-settings.define_flags(StrategyConfig, module_name=__name__)
+settings.define_flags(StrategySettings, module_name=__name__)
 
 # Variant name: the learner's strategy flags.
 VARIANTS = {
@@ -59,7 +59,8 @@ def measure_variant(name: str, address: str) -> dict:
   steps/s and the fraction of that time it waited for data."""
   config = experiments.load(name)
   # First: logical devices are set before TensorFlow starts its own.
-  strategy = strategy_lib.make_strategy(settings.from_flags(StrategyConfig), 30)
+  strategy = strategy_lib.make_strategy(
+      settings.from_flags(StrategySettings), 30)
   tf.keras.utils.set_random_seed(config.seed)
   env = envs.load_env(config.env)
   with strategy.scope():

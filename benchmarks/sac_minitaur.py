@@ -15,7 +15,6 @@ learning), and both are measured over the same --seconds once
 actor runs beside training as it does in production. Fresh processes,
 alternating rounds, medians.
 """
-import os
 import re
 import signal
 import statistics
@@ -29,6 +28,7 @@ from absl import flags
 import portpicker
 
 from benchmarks import experiments
+from benchmarks import measure
 from benchmarks.experiments import PROJECT_ROOT
 from benchmarks.table import print_table
 
@@ -77,7 +77,7 @@ def run_tutorial() -> float:
 
 
 def run_topology() -> tuple:
-  """(train steps/s, the learner's last logged data wait)."""
+  """(train steps/s, the learner's last recorded data wait)."""
   # pylint: disable=g-import-not-at-top
   from common.connection import connect
   from common.tables import learner_train_step
@@ -102,9 +102,10 @@ def run_topology() -> tuple:
   finally:
     launcher.send_signal(signal.SIGTERM)
     launcher.wait()
-  with open(os.path.join(root, 'logs', 'learner.log')) as log:
-    waits = re.findall(r'data_wait=(\d+)%', log.read())
-  return rate, (f'{waits[-1]}%' if waits else '-')
+  waits = measure.progress_with(measure.learner_records(root),
+                                'Learner/data_wait_fraction')
+  return rate, (f'{100 * waits[-1]["Learner/data_wait_fraction"]:.0f}%'
+                if waits else '-')
 
 
 def _push_rate(train_step, seconds: float) -> float:

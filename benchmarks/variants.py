@@ -16,12 +16,11 @@ seed_<n> already holds results is reported, not run again.
 
 Prints train steps (PPO: and env steps) and seconds after launch to the
 first evaluation at the target, per seed and the median, and from the
-learner's log the median train steps/s and, for PPO, the stale items it
+learner's records the median train steps/s and, for PPO, the stale items it
 dropped.
 """
 import math
 import os
-import re
 import statistics
 import sys
 from typing import List
@@ -30,12 +29,12 @@ from absl import app
 from absl import flags
 
 from benchmarks import experiments
+from benchmarks import measure
 from benchmarks.table import print_table
 from benchmarks.targets import first_reached
 from benchmarks.targets import flagfile_path
 from benchmarks.targets import read_target
 from common import cli
-from common import run_dir
 
 # Set: its flagfile, and each variant's flags on top of it.
 SETS = {
@@ -76,14 +75,15 @@ def _median_cell(values: List[float], digits: int = 0) -> List[str]:
 
 
 def _learner_numbers(root: str):
-  """(median logged train steps/s, stale items dropped at the last
-  progress line); None and '-' for a run that ended before its first."""
-  with open(run_dir.log_path(root, 'learner'), errors='replace') as f:
-    log = f.read()
-  rates = [float(r) for r in re.findall(r'train_steps/s=([\d.]+)', log)]
-  dropped = re.findall(r'(\d+) stale items dropped', log)
+  """(median recorded train steps/s, stale items dropped as last recorded
+  in a progress or the finished record); None and '-' for a run whose
+  learner recorded none."""
+  learner = measure.learner_records(root)
+  rates = [r['Learner/train_steps_per_sec'] for r in
+           measure.progress_with(learner, 'Learner/train_steps_per_sec')]
+  dropped = measure.last_value(learner, 'stale_items_dropped')
   return (statistics.median(rates) if rates else None,
-          int(dropped[-1]) if dropped else '-')
+          int(dropped) if dropped is not None else '-')
 
 
 def main(argv):
@@ -99,7 +99,7 @@ def main(argv):
   env_steps_per_train_step = (
       config.ppo.steps_per_iteration /
       config.ppo.train_steps_per_iteration(config.agent.batch_size)
-      if config.on_policy else None)
+      if config.agent.kind == 'ppo' else None)
   runs = {name: [] for name in names}
   for seed in map(int, _SEEDS.value):
     for name in names:

@@ -82,7 +82,8 @@ def process_graph(settings: LaunchSettings, port: int) -> List[ProcessSpec]:
   checkpoints = os.path.join(settings.root_dir, run_dir.REVERB_CHECKPOINTS_DIR)
   graph = [
       ProcessSpec(SERVER, 'reverb_server', [
-          experiment, f'--port={port}', f'--checkpoint_dir={checkpoints}']),
+          experiment, f'--port={port}', f'--checkpoint_dir={checkpoints}',
+          root]),
       ProcessSpec(LEARNER, 'learner', [
           experiment, *address, root, *_strategy_args(settings.strategy)])]
   for task in range(settings.actors):

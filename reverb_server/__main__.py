@@ -30,7 +30,7 @@ def main():
   period_s = (config.replay.checkpoint_every_s
               if server_settings.checkpoint_dir else None)
   while not stop.wait(period_s):
-    server.checkpoint('every %.0fs' % period_s)
+    server.checkpoint(periodic=True)
   logging.info('Stopping the Reverb server (%s)', stop.reason)
   server.stop()
 

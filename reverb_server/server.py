@@ -10,6 +10,7 @@ from absl import logging
 import reverb
 
 from common import ports
+from common import records
 from common import run_dir
 from common import specs as specs_lib
 from common import tables as tables_lib
@@ -38,6 +39,9 @@ class ServerSettings:
       help='Checkpoint the tables here (every --replay_checkpoint_every_s '
       'and on SIGTERM), and restore the latest checkpoint from here on '
       'start. Unset: no checkpoints.')
+  root_dir: Optional[str] = setting(
+      help='The run\'s directory: the server\'s records (each checkpoint, '
+      'common/records.py) go under it. Unset: none.')
 
 
 def check_port_free(port: int) -> None:
@@ -72,6 +76,9 @@ class ReplayServer:
     self.port = settings.port or ports.free_port()
     check_port_free(self.port)
     self._settings = settings
+    self._checkpoint_every_s = config.replay.checkpoint_every_s
+    self._records = records.RecordWriter(settings.root_dir,
+                                         records.REVERB_SERVER)
     checkpointer = None
     restoring = False
     if settings.checkpoint_dir:
@@ -106,20 +113,26 @@ class ReplayServer:
     return ', '.join(f'{name!r} size {table.current_size}/{table.max_size}'
                      for name, table in sorted(info.items()))
 
-  def checkpoint(self, why: str) -> None:
-    """Writes the tables to the checkpoint dir (Reverb keeps the latest)."""
+  def checkpoint(self, periodic: bool) -> None:
+    """Writes the tables to the checkpoint dir (Reverb keeps the latest),
+    every checkpoint_every_s (`periodic`) or on shutdown; recorded."""
     if not self._settings.checkpoint_dir:
       return
     # Sizes taken before: inserts may land while the checkpoint is written.
     tables = self.describe_tables()
     start = time.monotonic()
     path = self._client.checkpoint()
-    logging.info('Checkpointed (%s) in %.1fs to %s, from %s', why,
-                 time.monotonic() - start, path, tables)
+    seconds = time.monotonic() - start
+    self._records.write(records.CHECKPOINTED, seconds=seconds,
+                        periodic=periodic)
+    why = ('every %.0fs' % self._checkpoint_every_s if periodic
+           else 'on shutdown')
+    logging.info('Checkpointed (%s) in %.1fs to %s, from %s', why, seconds,
+                 path, tables)
 
   def stop(self) -> None:
     """Checkpoints (when configured), then stops serving."""
-    self.checkpoint('on shutdown')
+    self.checkpoint(periodic=False)
     self._server.stop()
 
   def _check_restored(self, tables: List[reverb.Table]) -> None:

@@ -6,6 +6,8 @@ import tensorflow as tf
 from tf_agents.specs import tensor_spec
 
 from common import config as cfg
+from common import records
+from common import run_dir
 from common import specs as specs_lib
 from common.replay_layout import LayoutError
 from common.replay_layout import ReplayLayout
@@ -135,3 +137,18 @@ def test_checkpoint_of_the_old_table_name_is_refused_clearly(tmp_path):
                      match="'uniform_table' is now 'experience'"):
     ReplayServer(config, ServerSettings(port=unused_port(),
                                         checkpoint_dir=checkpoints))
+
+
+def test_each_checkpoint_of_the_server_is_recorded(tmp_path):
+  config = cfg.ExperimentConfig(
+      replay=cfg.ReplayConfig(capacity=1000, initial_collect_steps=10))
+  server = ReplayServer(config, ServerSettings(
+      port=unused_port(), checkpoint_dir=str(tmp_path / 'checkpoints'),
+      root_dir=str(tmp_path)))
+  server.checkpoint(periodic=True)
+  server.stop()  # Checkpoints once more.
+  checkpoints = records.read(
+      run_dir.records_path(str(tmp_path), records.REVERB_SERVER),
+      records.CHECKPOINTED)
+  assert [r['periodic'] for r in checkpoints] == [True, False]
+  assert all(r['seconds'] > 0 for r in checkpoints)

@@ -1,0 +1,118 @@
+"""What the benchmarks share: the flags of the alternating-rounds loop, that
+loop, a launcher job run to its end, and the records the job's processes
+wrote (common/records.py; never their logs).
+
+A benchmark defines only the flags it uses, with its own defaults:
+
+    _ROUNDS = measure.define_rounds(3)
+    _SECONDS = measure.define_seconds(5)
+
+Imports nothing heavy.
+"""
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence
+from typing import TypeVar
+
+from absl import flags
+
+from common import records
+from common import run_dir
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+Variant = TypeVar('Variant', bound=Hashable)
+
+
+# The flags several benchmarks define (each its default and help).
+
+def define_rounds(default: int, help_text: str = 'Alternating rounds.'):
+  return flags.DEFINE_integer('rounds', default, help_text)
+
+
+def define_seconds(default: float,
+                   help_text: str = 'Length of one measurement.'):
+  return flags.DEFINE_float('seconds', default, help_text)
+
+
+def define_root_dir(default: str, help_text: str = 'Runs go here.'):
+  return flags.DEFINE_string('root_dir', default, help_text)
+
+
+def define_experiments(default: Sequence[str],
+                       help_text: str = 'configs/<name>.flags.'):
+  return flags.DEFINE_list('experiments', list(default), help_text)
+
+
+# The loop.
+
+def alternate(variants: Sequence[Variant], rounds: int,
+              measure_one: Callable[[Variant, int], Any],
+              report: Optional[Callable[[Variant, int, Any], None]] = None
+              ) -> Dict[Variant, List[Any]]:
+  """Measures every variant once per round, in turn (noise hits all alike):
+  `measure_one(variant, round_index)`. Each variant's results, in round
+  order; `report(variant, round_index, result)` is called after each."""
+  results = {variant: [] for variant in variants}
+  for round_index in range(rounds):
+    for variant in variants:
+      results[variant].append(measure_one(variant, round_index))
+      if report:
+        report(variant, round_index, results[variant][-1])
+  return results
+
+
+def medians(results: Dict[Variant, List[float]]) -> Dict[Variant, float]:
+  """Each variant's median (of numbers)."""
+  return {variant: statistics.median(values)
+          for variant, values in results.items()}
+
+
+# A launcher job and its records.
+
+def learner_records(root_dir: str) -> List[records.Record]:
+  """Every record the learner of the run in `root_dir` wrote."""
+  return records.read(run_dir.records_path(root_dir, records.LEARNER))
+
+
+def launcher_records(root_dir: str,
+                     event: Optional[str] = None) -> List[records.Record]:
+  """The launcher's records (of one `event`, when given)."""
+  return records.read(run_dir.records_path(root_dir, records.LAUNCHER),
+                      event)
+
+
+def progress_with(learner: List[records.Record],
+                  name: str) -> List[records.Record]:
+  """The learner's progress records that hold value `name` (the rates are
+  missing from those written while the server did not answer; an
+  algorithm's counters from other algorithms' records)."""
+  return [r for r in learner
+          if r.event == records.PROGRESS and name in r.values]
+
+
+def last_value(learner: List[records.Record], name: str):
+  """Value `name` as the learner last recorded it (progress or finished),
+  or None."""
+  holding = [r for r in learner
+             if r.event in (records.PROGRESS, records.FINISHED)
+             and name in r.values]
+  return holding[-1][name] if holding else None
+
+
+def run_launcher(root_dir: str, flag_args: Sequence[str],
+                 fresh: bool = True) -> List[records.Record]:
+  """Runs `python -m deploy.launch_local <flag_args> --root_dir=root_dir`
+  to its end (its output in root_dir/launcher.out; raises if it fails);
+  the learner's records. `fresh`: removes root_dir first."""
+  if fresh:
+    shutil.rmtree(root_dir, ignore_errors=True)
+  os.makedirs(root_dir, exist_ok=True)
+  command = [sys.executable, '-m', 'deploy.launch_local', *flag_args,
+             f'--root_dir={root_dir}']
+  with open(os.path.join(root_dir, 'launcher.out'), 'w') as out:
+    subprocess.run(command, cwd=PROJECT_ROOT, stdout=out,
+                   stderr=subprocess.STDOUT, check=True)
+  return learner_records(root_dir)
