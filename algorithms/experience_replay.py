@@ -49,18 +49,30 @@ def _num_envs(env) -> int:
 
 
 class ReplayCollector:
-  """Random steps until the table holds `initial_collect_steps` items (all actors
-  together), then rounds of `pull_every_steps` steps of each env with the
+  """Random steps until the table holds `initial_collect_steps` items (all
+  actors together), then rounds of `pull_every_steps` steps of each env with the
   agent's collect policy (TF-Agents' Actor); no waiting between rounds."""
 
   def __init__(self, parts: CollectParts):
     self._parts = parts
-    config = parts.config
-    self._actor = tfa_actor.Actor(
-        parts.env, parts.policy, parts.train_step,
-        steps_per_run=config.train.pull_every_steps * _num_envs(parts.env),
-        observers=[parts.writer, parts.stats], summary_dir=parts.summary_dir)
-    self.summary_writer = self._actor.summary_writer
+    self._actor = None
+
+  @property
+  def summary_writer(self):
+    return self._policy_actor().summary_writer
+
+  def _policy_actor(self) -> tfa_actor.Actor:
+    """Made at first use, after the random steps: it resets the envs, so
+    its first step follows none of theirs."""
+    if self._actor is None:
+      parts = self._parts
+      self._actor = tfa_actor.Actor(
+          parts.env, parts.policy, parts.train_step,
+          steps_per_run=(parts.config.train.pull_every_steps *
+                         _num_envs(parts.env)),
+          observers=[parts.writer, parts.stats],
+          summary_dir=parts.summary_dir)
+    return self._actor
 
   def warm_up(self) -> None:
     parts = self._parts
@@ -72,8 +84,9 @@ class ReplayCollector:
             outer_dims=(env.batch_size,) if env.batched else None),
         parts.train_step, steps_per_run=_RANDOM_STEPS_PER_CHECK,
         observers=[parts.writer, parts.random_stats])
+    target = parts.config.replay.initial_collect_steps
     while not parts.should_stop():
-      if tables.table_size(parts.client) >= parts.config.replay.initial_collect_steps:
+      if tables.table_size(parts.client) >= target:
         break
       random_actor.run()
       parts.writer.end_episode()  # Flushes, so the table size is current.
@@ -85,7 +98,7 @@ class ReplayCollector:
     pass  # The rate limiter holds the writer back instead.
 
   def run_round(self) -> None:
-    self._actor.run()
+    self._policy_actor().run()
 
 
 def steps_to_next_push(step: int, train: TrainConfig) -> int:
