@@ -155,7 +155,8 @@ class Builder:
   def make_collector(self, parts: CollectParts) -> Collector:
     raise NotImplementedError
 
-  def check_strategy(self, strategy: 'tf.distribute.Strategy') -> None:
+  def check_strategy(self, config: 'ExperimentConfig',
+                     strategy: 'tf.distribute.Strategy') -> None:
     """Raises ConfigError for a strategy this algorithm cannot train on."""
 
   def make_training(self, parts: LearnerParts) -> Training:

@@ -139,8 +139,11 @@ class ReplayTraining:
 def make_replay_training(parts: LearnerParts) -> ReplayTraining:
   config = parts.config
   prioritized = priorities.prioritized_training(config.replay, parts.address)
-  per_replica_batch = replay_input.per_replica_batch(
-      config.agent.batch_size, parts.strategy.num_replicas_in_sync)
+  replicas = parts.strategy.num_replicas_in_sync
+  per_replica_batch = replay_input.per_replica_batch(config.agent.batch_size,
+                                                     replicas)
+  logging.info('Learner on %d replica(s) x %d = global batch %d', replicas,
+               per_replica_batch, config.agent.batch_size)
   experience = learner_metrics.TimedIterator(
       replay_input.distributed_replay(
           parts.strategy, parts.address, parts.specs.replay_layout,

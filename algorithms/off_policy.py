@@ -17,6 +17,12 @@ class OffPolicyBuilder(Builder):
           f'batch_size ({config.agent.batch_size}) must not exceed the '
           f'replay capacity ({config.replay.capacity})')
 
+  def check_strategy(self, config, strategy) -> None:
+    """The global batch must split evenly over the replicas."""
+    from learner import replay_input
+    replay_input.per_replica_batch(config.agent.batch_size,
+                                   strategy.num_replicas_in_sync)
+
   def make_replay_tables(self, config, specs):
     from algorithms import experience_replay
     return [experience_replay.replay_table(config.replay, specs)]

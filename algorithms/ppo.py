@@ -102,7 +102,7 @@ class PPO(Builder):
     from algorithms.ppo_collection import PPOCollector
     return PPOCollector(parts)
 
-  def check_strategy(self, strategy) -> None:
+  def check_strategy(self, config, strategy) -> None:
     if strategy.num_replicas_in_sync > 1:
       raise ConfigError(
           f'--agent=ppo trains on one replica; the strategy has '

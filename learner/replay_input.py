@@ -13,7 +13,6 @@ import dataclasses
 import os
 from typing import Optional
 
-from absl import logging
 import reverb
 import tensorflow as tf
 
@@ -80,8 +79,6 @@ def per_replica_batch(batch_size: int, replicas: int) -> int:
   if batch_size % replicas:
     raise ConfigError(f'batch_size {batch_size} does not split evenly over '
                       f'{replicas} replicas: give a multiple of {replicas}')
-  logging.info('Learner on %d replica(s) x %d = global batch %d', replicas,
-               batch_size // replicas, batch_size)
   return batch_size // replicas
 
 

@@ -59,7 +59,7 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
   run_dir.ensure_writable_dir(settings.root_dir)
   env = envs.load_env(config.env, seed=config.seed)
   strategy = make_strategy(settings.strategy, settings.connect_timeout_s)
-  config.builder.check_strategy(strategy)
+  config.builder.check_strategy(config, strategy)
   # The agent's initial weights: Keras initializers draw their seeds from
   # Keras' own generator, which tf.random.set_seed alone leaves unseeded.
   tf.keras.utils.set_random_seed(config.seed)

@@ -151,7 +151,7 @@ class _TwoReplicas:
 
 def test_more_than_one_replica_is_refused():
   with pytest.raises(ConfigError, match='trains on one replica'):
-    ppo.PPO().check_strategy(_TwoReplicas())
+    ppo.PPO().check_strategy(_config(), _TwoReplicas())
 
 
 class _Reader:
