@@ -38,8 +38,8 @@ from common import run_dir
 from common import shutdown
 from common.config import REPLAY_TABLE
 
-_ROOT_DIR = flags.DEFINE_string('root_dir', '/tmp/chaos', 'The run goes here '
-                                '(emptied first).')
+_ROOT_DIR = measure.define_root_dir('/tmp/chaos',
+                                    'The run goes here (emptied first).')
 _CHAOS_S = flags.DEFINE_float('chaos_s', 300, 'Seconds from the first kill '
                               'to the last.')
 _MIN_GAP_S = flags.DEFINE_float('min_gap_s', 20, 'Shortest gap between kills.')

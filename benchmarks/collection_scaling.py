@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -30,6 +29,11 @@ from absl import flags
 from absl import logging
 
 from benchmarks import experiments
+from benchmarks.measure import alternate
+from benchmarks.measure import define_experiments
+from benchmarks.measure import define_rounds
+from benchmarks.measure import define_seconds
+from benchmarks.measure import medians
 from benchmarks.table import print_table
 from common import agents
 from common import envs
@@ -39,11 +43,10 @@ from common.weights import WeightsSync
 from common import specs as specs_lib
 from common.config import REPLAY_TABLE
 
-_EXPERIMENTS = flags.DEFINE_list(
-    'experiments', ['cartpole_dqn', 'minitaur_sac'], 'configs/<name>.flags.')
+_EXPERIMENTS = define_experiments(['cartpole_dqn', 'minitaur_sac'])
 _ENVS = flags.DEFINE_list('envs', ['1', '8'], 'Envs per actor.')
-_SECONDS = flags.DEFINE_float('seconds', 10, 'Length of one measurement.')
-_ROUNDS = flags.DEFINE_integer('rounds', 3, 'Alternating rounds.')
+_SECONDS = define_seconds(10)
+_ROUNDS = define_rounds(3)
 _CORES = (4, 8, 16, 32)
 
 
@@ -118,18 +121,18 @@ def measure(name: str, num_envs: int):
     client = connect(address, timeout_s=30)
     with actor_processes(name, overrides, address, 2) as actors:
       wait_until_inserting(client, actors)
-      windows = {1: [], 2: []}
-      for _ in range(_ROUNDS.value):
+      def window(count, _):
+        if count == 2:
+          return measure_window(client, actors, server.pid, _SECONDS.value)
         actors[1].send_signal(signal.SIGSTOP)
-        windows[1].append(measure_window(client, actors, server.pid,
-                                         _SECONDS.value))
+        paused = measure_window(client, actors, server.pid, _SECONDS.value)
         actors[1].send_signal(signal.SIGCONT)
         time.sleep(1.0)
-        windows[2].append(measure_window(client, actors, server.pid,
-                                         _SECONDS.value))
-  return {count: Window(*(statistics.median(getattr(w, field.name)
-                                            for w in runs)
-                          for field in dataclasses.fields(Window)))
+        return paused
+      windows = alternate([1, 2], _ROUNDS.value, window)
+  return {count: Window(**medians({
+      field.name: [getattr(w, field.name) for w in runs]
+      for field in dataclasses.fields(Window)}))
           for count, runs in windows.items()}
 
 

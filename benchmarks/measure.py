@@ -1,6 +1,7 @@
 """What the benchmarks share: the flags of the alternating-rounds loop, that
-loop, a launcher job run to its end, and the records the job's processes
-wrote (common/records.py; never their logs).
+loop, a benchmark function run in a fresh child process, a launcher job run
+to its end, and the records the job's processes wrote (common/records.py;
+never their logs).
 
 A benchmark defines only the flags it uses, with its own defaults:
 
@@ -9,6 +10,7 @@ A benchmark defines only the flags it uses, with its own defaults:
 
 Imports nothing heavy.
 """
+import json
 import os
 import shutil
 import statistics
@@ -46,6 +48,13 @@ def define_experiments(default: Sequence[str],
   return flags.DEFINE_list('experiments', list(default), help_text)
 
 
+def define_child():
+  """The hidden flag of a benchmark that re-runs itself (in_child)."""
+  return flags.DEFINE_string(
+      'child', None, 'Internal: run the benchmark\'s child function on these '
+      'JSON arguments and print its result as one JSON line.')
+
+
 # The loop.
 
 def alternate(variants: Sequence[Variant], rounds: int,
@@ -68,6 +77,39 @@ def medians(results: Dict[Variant, List[float]]) -> Dict[Variant, float]:
   """Each variant's median (of numbers)."""
   return {variant: statistics.median(values)
           for variant, values in results.items()}
+
+
+# A benchmark function in a fresh child process: the benchmark re-runs
+# itself with --child (define_child), its main starts with
+#   if measure.run_child(_CHILD, function): return
+
+def child_command(module: str, args: Sequence[Any],
+                  flag_args: Sequence[str] = ()) -> List[str]:
+  """The command that runs `module`'s child function on `args` (JSON
+  values) with its flags `flag_args`."""
+  return [sys.executable, '-m', module, f'--child={json.dumps(list(args))}',
+          *flag_args]
+
+
+def in_child(module: str, args: Sequence[Any],
+             flag_args: Sequence[str] = ()) -> Any:
+  """Runs child_command(...) to its end; the result its child function
+  returned (raises with the end of its stderr if it fails)."""
+  result = subprocess.run(child_command(module, args, flag_args),
+                          cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          check=False)
+  if result.returncode:
+    raise RuntimeError(f'{module} {args} failed:\n{result.stderr[-3000:]}')
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_child(child, function: Callable[..., Any]) -> bool:
+  """In a child (the `child` flag set): prints `function(*args)` as the
+  last line of stdout and returns True; in the parent, False."""
+  if child.value is None:
+    return False
+  print(json.dumps(function(*json.loads(child.value))), flush=True)
+  return True
 
 
 # A launcher job and its records.

@@ -27,6 +27,7 @@ from absl import app
 from absl import flags
 
 from benchmarks import experiments
+from benchmarks import measure
 from benchmarks.experiments import PROJECT_ROOT
 from benchmarks.table import print_table
 from common import cli
@@ -36,8 +37,8 @@ SIDES = ('tutorial', 'topology')
 _LABELS = {'tutorial': 'tutorial loop', 'topology': 'topology'}
 _FLAGFILE = os.path.join(PROJECT_ROOT, 'configs', 'minitaur_sac.flags')
 
-_ROOT_DIR = flags.DEFINE_string('root_dir', '/tmp/minitaur_curves',
-                                'One sub-directory per side goes here.')
+_ROOT_DIR = measure.define_root_dir('/tmp/minitaur_curves',
+                                    'One sub-directory per side goes here.')
 _SIDES = flags.DEFINE_list('sides', list(SIDES),
                            f'Which of {SIDES} to run, in this order.')
 _MAX_TRAIN_STEPS = flags.DEFINE_integer('max_train_steps', 100000,
@@ -48,8 +49,7 @@ _MARKS = flags.DEFINE_list('marks', ['25000', '50000', '100000'],
 _EXTRA = flags.DEFINE_multi_string(
     'extra', [], 'More experiment flags for both sides (smoke runs), e.g. '
     '--extra=--initial_collect_steps=500.')
-_RUN_TUTORIAL = flags.DEFINE_string(
-    'run_tutorial', None, 'Internal: run the tutorial loop into this dir.')
+_CHILD = measure.define_child()
 
 
 def experiment_args() -> List[str]:
@@ -79,8 +79,8 @@ def run_side(side: str) -> str:
   """Runs one side to the end; its root_dir."""
   root = os.path.join(_ROOT_DIR.value, side)
   if side == 'tutorial':
-    command = [sys.executable, '-m', 'benchmarks.minitaur_curves',
-               f'--run_tutorial={root}', *_forwarded_flags()]
+    command = measure.child_command('benchmarks.minitaur_curves', [root],
+                                    _forwarded_flags())
   else:
     command = [sys.executable, '-m', 'deploy.launch_local',
                *experiment_args(), f'--root_dir={root}']
@@ -122,8 +122,7 @@ def report(roots: List[str]) -> None:
 
 def main(argv):
   del argv
-  if _RUN_TUTORIAL.value:
-    tutorial_main(_RUN_TUTORIAL.value)
+  if measure.run_child(_CHILD, tutorial_main):
     return
   unknown = set(_SIDES.value) - set(SIDES)
   if unknown:

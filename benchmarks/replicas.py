@@ -6,15 +6,11 @@ CPU devices (the code path of a 2-GPU learner).
         [--experiments=cartpole_dqn,minitaur_sac] [--seconds=10] [--rounds=3]
 
 Logical devices must be set before TensorFlow starts its own, so each
-measurement is a process of its own (this module with --worker_at), training
+measurement is a process of its own (measure.in_child), training
 through the production input (replay_input.distributed_replay) from one
 Reverb server process whose table holds --items random transitions under
 a MinSize limiter. The variants alternate for --rounds rounds; medians.
 """
-import json
-import statistics
-import subprocess
-import sys
 import tempfile
 
 from absl import app
@@ -26,6 +22,14 @@ from tf_agents.train import learner as tfa_learner
 from benchmarks import experiments
 from benchmarks.filled_table import fill
 from benchmarks.filled_table import reverb_steps_per_sec
+from benchmarks.measure import alternate
+from benchmarks.measure import define_child
+from benchmarks.measure import define_experiments
+from benchmarks.measure import define_rounds
+from benchmarks.measure import define_seconds
+from benchmarks.measure import in_child
+from benchmarks.measure import medians
+from benchmarks.measure import run_child
 from benchmarks.table import print_table
 from common import agents
 from common import envs
@@ -36,14 +40,11 @@ from learner import metrics as learner_metrics
 from learner import replay_input
 from learner import strategy as strategy_lib
 
-_EXPERIMENTS = flags.DEFINE_list(
-    'experiments', ['cartpole_dqn', 'minitaur_sac'], 'configs/<name>.flags.')
-_SECONDS = flags.DEFINE_float('seconds', 10, 'Length of one measurement.')
-_ROUNDS = flags.DEFINE_integer('rounds', 3, 'Alternating rounds.')
+_EXPERIMENTS = define_experiments(['cartpole_dqn', 'minitaur_sac'])
+_SECONDS = define_seconds(10)
+_ROUNDS = define_rounds(3)
 _ITEMS = flags.DEFINE_integer('items', 20000, 'Transitions in the table.')
-_WORKER_AT = flags.DEFINE_string(
-    'worker_at', None, 'Internal: measure the learner given by the strategy '
-    'flags against this Reverb address, print the result as JSON.')
+_CHILD = define_child()
 settings.define_flags(StrategySettings, module_name=__name__)
 
 # Variant name: the learner's strategy flags.
@@ -82,16 +83,9 @@ def measure_variant(name: str, address: str) -> dict:
 
 
 def run_worker(name: str, variant: str, address: str) -> dict:
-  """measure_variant in a process of its own; its result line."""
-  result = subprocess.run(
-      [sys.executable, '-m', 'benchmarks.replicas',
-       f'--experiments={name}', f'--worker_at={address}',
-       f'--seconds={_SECONDS.value}', *VARIANTS[variant]],
-      cwd=experiments.PROJECT_ROOT, capture_output=True, text=True,
-      check=False)
-  if result.returncode:
-    raise RuntimeError(f'{variant} on {name} failed:\n{result.stderr[-3000:]}')
-  return json.loads(result.stdout.strip().splitlines()[-1])
+  """measure_variant in a process of its own."""
+  return in_child('benchmarks.replicas', [name, address],
+                  [f'--seconds={_SECONDS.value}', *VARIANTS[variant]])
 
 
 def measure(name: str):
@@ -100,26 +94,24 @@ def measure(name: str):
   env = envs.load_env(config.env)
   agent, train_step = agents.make_agent(config, env)
   env.close()
-  runs = {variant: [] for variant in VARIANTS}
   with experiments.server_process(name) as server:
     layout = specs_lib.specs_of(config, agent, train_step).replay_layout
     fill(server.address, layout, _ITEMS.value)
-    for _ in range(_ROUNDS.value):
-      for variant, results in runs.items():
-        results.append(run_worker(name, variant, server.address))
-        print(f'{name} {variant}: {results[-1]}', flush=True)
-  return {variant: (results[0]['replicas'],
-                    statistics.median(r['rate'] for r in results),
-                    statistics.median(r['wait'] for r in results))
+    runs = alternate(
+        list(VARIANTS), _ROUNDS.value,
+        lambda variant, _: run_worker(name, variant, server.address),
+        lambda variant, _, result: print(f'{name} {variant}: {result}',
+                                         flush=True))
+  rates = medians({v: [r['rate'] for r in rs] for v, rs in runs.items()})
+  waits = medians({v: [r['wait'] for r in rs] for v, rs in runs.items()})
+  return {variant: (results[0]['replicas'], rates[variant], waits[variant])
           for variant, results in runs.items()}
 
 
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  if _WORKER_AT.value:
-    print(json.dumps(measure_variant(_EXPERIMENTS.value[0],
-                                     _WORKER_AT.value)))
+  if run_child(_CHILD, measure_variant):
     return
   rows = []
   for name in _EXPERIMENTS.value:

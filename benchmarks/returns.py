@@ -20,6 +20,7 @@ from absl import app
 from absl import flags
 
 from benchmarks import experiments
+from benchmarks import measure
 from benchmarks.targets import SHIPPED
 from benchmarks.targets import Target
 from benchmarks.targets import TARGET_LINE
@@ -29,10 +30,10 @@ from benchmarks.targets import read_target
 from benchmarks.table import print_table
 from common import run_dir
 
-_ROOT_DIR = flags.DEFINE_string('root_dir', '/tmp/returns',
-                                'One sub-directory per experiment goes here.')
-_EXPERIMENTS = flags.DEFINE_list('experiments', list(SHIPPED),
-                                 'configs/<name>.flags to run, in order.')
+_ROOT_DIR = measure.define_root_dir(
+    '/tmp/returns', 'One sub-directory per experiment goes here.')
+_EXPERIMENTS = measure.define_experiments(
+    SHIPPED, 'configs/<name>.flags to run, in order.')
 _SEED = flags.DEFINE_integer('seed', 0, 'The experiments\' seed.')
 
 

@@ -3,7 +3,7 @@ at one train step per env step.
 
     .venv/bin/python -m benchmarks.sac_minitaur [--seconds=60] [--rounds=2]
 
-The tutorial loop (`--tutorial_seconds=N` runs one) is
+The tutorial loop (a child process of this module) is
 benchmarks/sac_tutorial.py's: one process, collecting 1 step and training 1
 step per iteration. The topology is `deploy.launch_local` with
 configs/minitaur_sac.flags and 2 collect actors plus the eval actor, whose
@@ -15,9 +15,7 @@ learning), and both are measured over the same --seconds once
 actor runs beside training as it does in production. Fresh processes,
 alternating rounds, medians.
 """
-import re
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,22 +30,18 @@ from benchmarks import measure
 from benchmarks.experiments import PROJECT_ROOT
 from benchmarks.table import print_table
 
-_SECONDS = flags.DEFINE_float('seconds', 60, 'Length of one measurement.')
+_SECONDS = measure.define_seconds(60)
 _WARMUP_SECONDS = flags.DEFINE_float(
     'warmup_seconds', 15, 'Training before the measurement starts.')
-_ROUNDS = flags.DEFINE_integer('rounds', 2, 'Alternating rounds.')
+_ROUNDS = measure.define_rounds(2)
 _ACTORS = flags.DEFINE_integer('actors', 2, 'Topology collect actors.')
 _INITIAL_STEPS = flags.DEFINE_integer(
     'initial_steps', 1000, 'Random steps before training, both sides.')
-_TUTORIAL_SECONDS = flags.DEFINE_float(
-    'tutorial_seconds', None, 'Run the tutorial loop once, measuring this '
-    'long, and print its rate.')
-
-_RATE_LINE = 'tutorial loop: {:.2f} iterations/s'
+_CHILD = measure.define_child()
 
 
-def tutorial_loop(seconds: float) -> None:
-  """The SAC Minitaur tutorial's loop; prints iterations/s."""
+def tutorial_loop(seconds: float) -> float:
+  """The SAC Minitaur tutorial's loop; its iterations/s."""
   from benchmarks import sac_tutorial  # pylint: disable=g-import-not-at-top
   loop = sac_tutorial.TutorialLoop(experiments.load('minitaur_sac'),
                                    tempfile.mkdtemp())
@@ -60,20 +54,17 @@ def tutorial_loop(seconds: float) -> None:
     if measured_from is None and now - start >= _WARMUP_SECONDS.value:
       measured_from, first = now, step
     elif measured_from is not None and now - measured_from >= seconds:
-      print(_RATE_LINE.format((step - first) / (now - measured_from)),
-            flush=True)
+      rate = (step - first) / (now - measured_from)
       break
   loop.close()
+  return rate
 
 
 def run_tutorial() -> float:
-  output = subprocess.run(
-      [sys.executable, '-m', 'benchmarks.sac_minitaur',
-       f'--tutorial_seconds={_SECONDS.value}',
-       f'--warmup_seconds={_WARMUP_SECONDS.value}',
-       f'--initial_steps={_INITIAL_STEPS.value}'],
-      capture_output=True, text=True, cwd=PROJECT_ROOT, check=True).stdout
-  return float(re.search(r'tutorial loop: ([\d.]+)', output).group(1))
+  """tutorial_loop in a fresh process."""
+  return measure.in_child('benchmarks.sac_minitaur', [_SECONDS.value],
+                          [f'--warmup_seconds={_WARMUP_SECONDS.value}',
+                           f'--initial_steps={_INITIAL_STEPS.value}'])
 
 
 def run_topology() -> tuple:
@@ -128,20 +119,23 @@ def _push_rate(train_step, seconds: float) -> float:
 
 def main(argv):
   del argv
-  if _TUTORIAL_SECONDS.value is not None:
-    tutorial_loop(_TUTORIAL_SECONDS.value)
+  if measure.run_child(_CHILD, tutorial_loop):
     return
-  tutorial, topology, waits = [], [], []
-  for round_ in range(_ROUNDS.value):
-    tutorial.append(run_tutorial())
-    rate, wait = run_topology()
-    topology.append(rate)
-    waits.append(wait)
-    print(f'round {round_ + 1}: tutorial loop {tutorial[-1]:.1f} '
-          f'iterations/s, topology {rate:.1f} train steps/s (learner data '
-          f'wait {wait})', flush=True)
-  median_tutorial = statistics.median(tutorial)
-  median_topology = statistics.median(topology)
+  runs = {'tutorial': run_tutorial, 'topology': run_topology}
+  def report(variant, round_index, result):
+    if variant == 'tutorial':
+      print(f'round {round_index + 1}: tutorial loop {result:.1f} '
+            'iterations/s', flush=True)
+    else:
+      print(f'round {round_index + 1}: topology {result[0]:.1f} train '
+            f'steps/s (learner data wait {result[1]})', flush=True)
+  results = measure.alternate(list(runs), _ROUNDS.value,
+                              lambda variant, _: runs[variant](), report)
+  tutorial = results['tutorial']
+  topology = [rate for rate, _ in results['topology']]
+  waits = [wait for _, wait in results['topology']]
+  median = measure.medians({'tutorial': tutorial, 'topology': topology})
+  median_tutorial, median_topology = median['tutorial'], median['topology']
   print_table(
       ('variant', 'per round', 'median', 'vs tutorial loop'),
       [('tutorial loop (iterations/s)', ', '.join(f'{r:.1f}' for r in tutorial),

@@ -4,10 +4,11 @@ DQN tutorial's single-process loop vs our topology with 1 and 2 actors.
     .venv/bin/python -m benchmarks.time_to_return [--seeds=1,2,3] \
         [--actors=1,2] [--timeout_s=900]
 
-Every run is a fresh process timed from its launch to the return (the line
-the tutorial loop prints; the topology's first eval result at 200), so
-imports and start-up count on both sides. The tutorial loop
-(`--tutorial_seed=N` runs one) is written from the tutorial: an in-process
+Every run is a fresh process timed from its launch to the return (the
+tutorial loop, a child process of this module, times itself from the launch
+time it is given; the topology's first eval result at 200), so imports and
+start-up count on both sides. The tutorial loop is written from the
+tutorial: an in-process
 Reverb table, 100 random steps, then per iteration 1 collect step and 1
 train step, and 10 greedy eval episodes every 1000 iterations. The topology
 is `deploy.launch_local --stop_at_return=200` with configs/cartpole_dqn.flags
@@ -16,8 +17,6 @@ first train step come from the same runs: the tutorial loop's after its
 random steps, the topology's the learner's first_train_step record.
 """
 import math
-import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,15 +36,16 @@ from common import run_dir
 _SEEDS = flags.DEFINE_list('seeds', ['1', '2', '3'], 'Seeds per variant.')
 _ACTORS = flags.DEFINE_list('actors', ['1', '2'], 'Topology actor counts.')
 _TIMEOUT_S = flags.DEFINE_float('timeout_s', 900, 'Per run.')
-_TUTORIAL_SEED = flags.DEFINE_integer(
-    'tutorial_seed', None, 'Run the tutorial loop once with this seed.')
+_CHILD = measure.define_child()
 
 _TARGET = 200.0
 _MAX_ITERATIONS = 20000
 
 
-def tutorial_loop(seed: int) -> None:
-  """The DQN CartPole tutorial's loop; prints when eval reaches 200."""
+def tutorial_loop(seed: int, launched: float) -> list:
+  """The DQN CartPole tutorial's loop: seconds from `launched` (epoch s) to
+  its first train step and to eval reaching _TARGET (inf if never reached,
+  in _MAX_ITERATIONS or --timeout_s)."""
   # pylint: disable=g-import-not-at-top
   import reverb
   import tensorflow as tf
@@ -91,18 +91,22 @@ def tutorial_loop(seed: int) -> None:
   greedy = py_tf_eager_policy.PyTFEagerPolicy(agent.policy,
                                               use_tf_function=True)
   time_step = train_env.reset()
+  seconds = [math.inf, math.inf]
   for iteration in range(1, _MAX_ITERATIONS + 1):
     time_step, _ = collect.run(time_step)
     experience, _ = next(iterator)
     agent.train(experience)
     if iteration == 1:
-      print('First train step', flush=True)
+      seconds[0] = time.time() - launched
     if iteration % 1000 == 0:
-      average = _average_return(eval_env, greedy, episodes=10)
-      print(f'iteration {iteration} average return {average:.1f}', flush=True)
-      if average >= _TARGET:
-        print(f'Reached {_TARGET:.0f} at iteration {iteration}', flush=True)
-        return
+      if _average_return(eval_env, greedy, episodes=10) >= _TARGET:
+        seconds[1] = time.time() - launched
+        break
+      if time.time() - launched > _TIMEOUT_S.value:
+        break
+  observer.close()
+  server.stop()
+  return seconds
 
 
 def _average_return(env, policy, episodes: int) -> float:
@@ -115,26 +119,10 @@ def _average_return(env, policy, episodes: int) -> float:
   return total / episodes
 
 
-def timed_run(command, patterns) -> list:
-  """Seconds from launching `command` to its first line matching each of
-  `patterns` (inf for those never matched); it stops at the last one."""
-  start = time.monotonic()
-  seconds = [math.inf] * len(patterns)
-  with subprocess.Popen(command, stdout=subprocess.PIPE,
-                        stderr=subprocess.DEVNULL, text=True,
-                        cwd=PROJECT_ROOT) as process:
-    try:
-      for line in process.stdout:
-        for index, pattern in enumerate(patterns):
-          if math.isinf(seconds[index]) and re.search(pattern, line):
-            seconds[index] = time.monotonic() - start
-        if math.isfinite(seconds[-1]) or (
-            time.monotonic() - start > _TIMEOUT_S.value):
-          break
-      return seconds  # Unmatched ones: the run ended or timed out.
-    finally:
-      process.terminate()
-      process.wait()
+def _run_tutorial(seed: int) -> list:
+  """tutorial_loop in a fresh process, timed from before its launch."""
+  return measure.in_child('benchmarks.time_to_return', [seed, time.time()],
+                          [f'--timeout_s={_TIMEOUT_S.value}'])
 
 
 def timed_launch(command, root_dir: str) -> list:
@@ -180,32 +168,30 @@ def _since(launched: float, at: Optional[float]) -> float:
 
 def main(argv):
   del argv
-  if _TUTORIAL_SEED.value is not None:
-    tutorial_loop(_TUTORIAL_SEED.value)
+  if measure.run_child(_CHILD, tutorial_loop):
     return
-  # The tutorial loop is timed to the lines it prints itself (its own
-  # output, written for this benchmark); the topology by its records.
-  variants = {'tutorial loop': lambda seed: timed_run(
-      [sys.executable, '-m', 'benchmarks.time_to_return',
-       f'--tutorial_seed={seed}'], [r'^First train step', r'^Reached 200'])}
+  # The tutorial loop times itself; the topology is timed by its records.
+  variants = {'tutorial loop': _run_tutorial}
   for actors in map(int, _ACTORS.value):
     variants[f'topology, {actors} actor(s)'] = (
         lambda seed, actors=actors: _run_topology(seed, actors))
-  first_steps = {name: [] for name in variants}
-  results = {name: [] for name in variants}
-  for seed in map(int, _SEEDS.value):  # Interleaved: noise hits all alike.
-    for name, timed in variants.items():
-      first_step, seconds = timed(seed)
-      first_steps[name].append(first_step)
-      results[name].append(seconds)
-      print(f'seed {seed} {name}: first train step {_seconds(first_step, 1)}, '
-            f'200 at {_seconds(seconds)}', flush=True)
-  tutorial = statistics.median(results['tutorial loop'])
-  medians = {name: statistics.median(s) for name, s in results.items()}
+  seeds = list(map(int, _SEEDS.value))
+  def report(name, seed_index, result):
+    print(f'seed {seeds[seed_index]} {name}: first train step '
+          f'{_seconds(result[0], 1)}, 200 at {_seconds(result[1])}',
+          flush=True)
+  runs = measure.alternate(  # Interleaved: noise hits all alike.
+      list(variants), len(seeds),
+      lambda name, seed_index: variants[name](seeds[seed_index]), report)
+  first_steps = measure.medians(
+      {name: [r[0] for r in rs] for name, rs in runs.items()})
+  results = {name: [r[1] for r in rs] for name, rs in runs.items()}
+  medians = measure.medians(results)
+  tutorial = medians['tutorial loop']
   print_table(('variant', 'first train step (median)',
                'seconds to eval return 200 (per seed)', 'median',
                'vs tutorial loop'),
-              ((name, _seconds(statistics.median(first_steps[name]), 1),
+              ((name, _seconds(first_steps[name], 1),
                 ', '.join(map(_seconds, seconds)),
                 _seconds(medians[name]), f'{medians[name] / tutorial:.2f}')
                for name, seconds in results.items()))

@@ -58,8 +58,8 @@ SETS = {
 }
 
 _SET = flags.DEFINE_enum('set', 'replay', list(SETS), 'Which variants.')
-_ROOT_DIR = flags.DEFINE_string('root_dir', '/tmp/variants',
-                                'One sub-directory per set, variant, seed.')
+_ROOT_DIR = measure.define_root_dir(
+    '/tmp/variants', 'One sub-directory per set, variant, seed.')
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds per variant.')
 _VARIANTS = flags.DEFINE_list('variants', None,
                               'Which to run (unset: all of the set).')
@@ -100,19 +100,23 @@ def main(argv):
       config.ppo.steps_per_iteration /
       config.ppo.train_steps_per_iteration(config.agent.batch_size)
       if config.agent.kind == 'ppo' else None)
-  runs = {name: [] for name in names}
-  for seed in map(int, _SEEDS.value):
-    for name in names:
-      root = os.path.join(_ROOT_DIR.value, _SET.value, name, f'seed_{seed}')
-      experiments.run_to_results(f'{name} seed {seed}', [
-          sys.executable, '-m', 'deploy.launch_local',
-          f'--flagfile={flagfile_path(experiment)}', *variants[name],
-          f'--seed={seed}', f'--max_train_steps={target.train_steps}',
-          f'--stop_at_return={target.average_return}', f'--root_dir={root}'],
-                                 root)
-      reached = first_reached(root, target) or (math.inf, math.inf)
-      runs[name].append((*reached, *_learner_numbers(root)))
-      print(f'{name} seed {seed}: {runs[name][-1]}', flush=True)
+  seeds = list(map(int, _SEEDS.value))
+  def run(name, seed_index):
+    seed = seeds[seed_index]
+    root = os.path.join(_ROOT_DIR.value, _SET.value, name, f'seed_{seed}')
+    experiments.run_to_results(f'{name} seed {seed}', [
+        sys.executable, '-m', 'deploy.launch_local',
+        f'--flagfile={flagfile_path(experiment)}', *variants[name],
+        f'--seed={seed}', f'--max_train_steps={target.train_steps}',
+        f'--stop_at_return={target.average_return}', f'--root_dir={root}'],
+                               root)
+    reached = first_reached(root, target) or (math.inf, math.inf)
+    return (*reached, *_learner_numbers(root))
+  # Each seed through every variant in turn (noise hits all alike).
+  runs = measure.alternate(
+      names, len(seeds), run,
+      lambda name, seed_index, result: print(
+          f'{name} seed {seeds[seed_index]}: {result}', flush=True))
 
   rows = []
   for name, results in runs.items():

@@ -22,14 +22,14 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import experiments
+from benchmarks.measure import define_experiments
 from benchmarks.table import print_table
 from common import agents
 from common import envs
 from common.weights import WeightsSync
 from common import specs as specs_lib
 
-_EXPERIMENTS = flags.DEFINE_list(
-    'experiments', ['cartpole_dqn', 'minitaur_sac'], 'configs/<name>.flags.')
+_EXPERIMENTS = define_experiments(['cartpole_dqn', 'minitaur_sac'])
 _REPETITIONS = flags.DEFINE_integer(
     'repetitions', 200, 'Timed push + pull pairs per experiment.')
 _WARM_UP = 5  # Untimed push + pull pairs (the first pull traces a function).
