@@ -18,19 +18,7 @@ import tensorflow as tf
 from common.reverb_calls import SERVER_AWAY_ERRORS
 
 STATUS_TABLE = 'learner_status'
-_SIGNATURE = tf.TensorSpec([], tf.string)
-
-
-def status_table() -> reverb.Table:
-  """One item, replaced by each update, sampled any number of times."""
-  return reverb.Table(
-      name=STATUS_TABLE,
-      sampler=reverb.selectors.Uniform(),
-      remover=reverb.selectors.Fifo(),
-      rate_limiter=reverb.rate_limiters.MinSize(1),
-      max_size=1,
-      max_times_sampled=0,
-      signature=_SIGNATURE)
+STATUS_SIGNATURE = tf.TensorSpec([], tf.string)  # JSON.
 
 
 class StatusPublisher:

@@ -11,7 +11,8 @@ import tree
 from common.config import ExperimentConfig
 from common.config import REPLAY_TABLE
 from common.errors import UserError
-from common.learner_status import status_table
+from common.learner_status import STATUS_SIGNATURE
+from common.learner_status import STATUS_TABLE
 from common.specs import ExperimentSpecs
 from common.specs import TRAIN_STEP_KEY
 from common.specs import VARIABLES_TABLE
@@ -30,15 +31,25 @@ def experiment_tables(config: ExperimentConfig,
 
 
 def variables_table(specs: ExperimentSpecs) -> reverb.Table:
-  """The variable container: one item, the latest policy weights."""
+  """The variable container: the latest policy weights."""
+  return latest_value_table(VARIABLES_TABLE, specs.variables_signature)
+
+
+def status_table() -> reverb.Table:
+  """The learner's latest milestones (common/learner_status.py)."""
+  return latest_value_table(STATUS_TABLE, STATUS_SIGNATURE)
+
+
+def latest_value_table(name: str, signature) -> reverb.Table:
+  """One item, replaced by each insert, sampled any number of times."""
   return reverb.Table(
-      name=VARIABLES_TABLE,
+      name=name,
       sampler=reverb.selectors.Uniform(),
       remover=reverb.selectors.Fifo(),
       rate_limiter=reverb.rate_limiters.MinSize(1),
       max_size=1,
       max_times_sampled=0,
-      signature=specs.variables_signature)
+      signature=signature)
 
 
 def check_tables(client: reverb.Client, expected: List[reverb.Table]) -> None:

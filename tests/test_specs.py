@@ -15,10 +15,10 @@ from common import config as cfg
 from common import envs
 from common import specs as specs_lib
 from common.connection import connect
-from common.learner_status import status_table
 from common.tables import TableMismatchError
 from common.tables import check_tables
 from common.tables import experiment_tables
+from common.tables import status_table
 from common.tables import variables_table
 
 
