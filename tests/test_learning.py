@@ -5,9 +5,11 @@ import os
 
 import pytest
 
+from benchmarks import experiments
 from benchmarks.targets import flagfile_path
 from benchmarks.targets import read_target
 
+from common import records
 from common import run_dir
 from tests.helpers import CARTPOLE_FLAGS
 from tests.helpers import run_module
@@ -41,10 +43,16 @@ def test_cartpole_ppo_reaches_195(tmp_path):
   _learns(tmp_path, flagfile_path('cartpole_ppo'),
           read_target('cartpole_ppo').train_steps, TARGET_RETURN)
   # Synchronous PPO: the actors collected only the rounds the learner
-  # requested, with the weights it requested them for.
-  with open(run_dir.log_path(str(tmp_path / 'run'), 'learner')) as f:
-    last = [line for line in f if 'stale items dropped' in line][-1]
-  assert '0 stale items dropped, 0 rounds requested again' in last, last
+  # requested, with the weights it requested them for. The one source of
+  # stale items is a round requested again after an iteration stalled (on a
+  # loaded machine a slow round looks like a lost one): its items may come
+  # after the iteration they were for, each dropped once.
+  finished = records.read(
+      run_dir.records_path(str(tmp_path / 'run'), records.LEARNER))[-1]
+  assert finished.event == records.FINISHED, finished
+  envs_per_actor = experiments.load('cartpole_ppo').train.envs_per_actor
+  assert finished['stale_items_dropped'] <= (
+      finished['rounds_requested_again'] * envs_per_actor), finished
 
 
 def _learns(tmp_path, flagfile, max_train_steps, target, args=()):
