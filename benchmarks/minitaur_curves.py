@@ -7,7 +7,7 @@ Both sides train configs/minitaur_sac.flags (the tutorial's settings: 10000
 random initial steps, batch 256, a 10000-item table, 20 greedy eval episodes
 every 10000 train steps) with the same seed, one after the other, each in
 fresh processes:
-  - tutorial: benchmarks/sac_tutorial.py's loop, collect 1 step and train 1
+  - tutorial: benchmarks/tutorial.py's loop, collect 1 step and train 1
     step per iteration, evaluating inside the loop (at step 0, then every
     eval_every_steps), as the tutorial does;
   - topology: deploy.launch_local (server, 2 collect actors at the
@@ -59,9 +59,9 @@ def experiment_args() -> List[str]:
 
 def tutorial_main(root_dir: str) -> None:
   """The tutorial's loop, in this process, to max_train_steps."""
-  from benchmarks import sac_tutorial  # pylint: disable=g-import-not-at-top
+  from benchmarks import tutorial  # pylint: disable=g-import-not-at-top
   config = cli.parse_experiment(experiment_args())
-  loop = sac_tutorial.TutorialLoop(
+  loop = tutorial.TutorialLoop(
       config, root_dir,
       policy_save_every_steps=config.train.policy_save_every_steps)
   loop.collect_initial(config.replay.initial_collect_steps)

@@ -4,7 +4,7 @@ at one train step per env step.
     .venv/bin/python -m benchmarks.sac_minitaur [--seconds=60] [--rounds=2]
 
 The tutorial loop (a child process of this module) is
-benchmarks/sac_tutorial.py's: one process, collecting 1 step and training 1
+benchmarks/tutorial.py's: one process, collecting 1 step and training 1
 step per iteration. The topology is `deploy.launch_local` with
 configs/minitaur_sac.flags and 2 collect actors plus the eval actor, whose
 rate limiter keeps the same 1:1 ratio. Both start with --initial_steps
@@ -42,8 +42,8 @@ _CHILD = measure.define_child()
 
 def tutorial_loop(seconds: float) -> float:
   """The SAC Minitaur tutorial's loop; its iterations/s."""
-  from benchmarks import sac_tutorial  # pylint: disable=g-import-not-at-top
-  loop = sac_tutorial.TutorialLoop(experiments.load('minitaur_sac'),
+  from benchmarks import tutorial  # pylint: disable=g-import-not-at-top
+  loop = tutorial.TutorialLoop(experiments.load('minitaur_sac'),
                                    tempfile.mkdtemp())
   loop.collect_initial(_INITIAL_STEPS.value)
   start = time.monotonic()

@@ -1,5 +1,5 @@
 """Wall seconds to the first greedy eval return of 200 on CartPole-v0: the
-DQN tutorial's single-process loop vs our topology with 1 and 2 actors.
+tutorials' single-process loop vs our topology with 1 and 2 actors.
 
     .venv/bin/python -m benchmarks.time_to_return [--seeds=1,2,3] \
         [--actors=1,2] [--timeout_s=900]
@@ -7,12 +7,12 @@ DQN tutorial's single-process loop vs our topology with 1 and 2 actors.
 Every run is a fresh process timed from its launch to the return (the
 tutorial loop, a child process of this module, times itself from the launch
 time it is given; the topology's first eval result at 200), so imports and
-start-up count on both sides. The tutorial loop is written from the
-tutorial: an in-process
-Reverb table, 100 random steps, then per iteration 1 collect step and 1
-train step, and 10 greedy eval episodes every 1000 iterations. The topology
-is `deploy.launch_local --stop_at_return=200` with configs/cartpole_dqn.flags
-(the same hyperparameters). Medians over the seeds. The seconds to the
+start-up count on both sides. The tutorial loop is the benchmarks' one
+baseline (benchmarks/tutorial.py: an in-process Reverb table, the random
+initial steps, then per iteration 1 collect step and 1 train step) with
+configs/cartpole_dqn.flags, evaluated (10 greedy episodes) every 1000
+iterations. The topology is `deploy.launch_local --stop_at_return=200` with the
+same flagfile. Medians over the seeds. The seconds to the
 first train step come from the same runs: the tutorial loop's after its
 random steps, the topology's the learner's first_train_step record.
 """
@@ -43,80 +43,27 @@ _MAX_ITERATIONS = 20000
 
 
 def tutorial_loop(seed: int, launched: float) -> list:
-  """The DQN CartPole tutorial's loop: seconds from `launched` (epoch s) to
-  its first train step and to eval reaching _TARGET (inf if never reached,
-  in _MAX_ITERATIONS or --timeout_s)."""
-  # pylint: disable=g-import-not-at-top
-  import reverb
-  import tensorflow as tf
-  from tf_agents.drivers import py_driver
-  from tf_agents.policies import py_tf_eager_policy
-  from tf_agents.policies import random_tf_policy
-  from tf_agents.replay_buffers import reverb_replay_buffer
-  from tf_agents.replay_buffers import reverb_utils
-  from tf_agents.specs import tensor_spec
-  from tf_agents.utils import common as tfa_common
-  from common import agents
-  from common import envs
-  from common.config import EnvConfig
-  # pylint: enable=g-import-not-at-top
-  tf.random.set_seed(seed)
-  train_env = envs.load_env(EnvConfig('CartPole-v0'), seed=seed)
-  eval_env = envs.load_env(EnvConfig('CartPole-v0'), seed=seed + 100000)
-  agent, _ = agents.make_agent(experiments.load('cartpole_dqn'), train_env)
-  table = reverb.Table(
-      'uniform_table', max_size=100000, sampler=reverb.selectors.Uniform(),
-      remover=reverb.selectors.Fifo(),
-      rate_limiter=reverb.rate_limiters.MinSize(1),
-      signature=tensor_spec.add_outer_dim(
-          tensor_spec.from_spec(agent.collect_data_spec)))
-  server = reverb.Server([table])
-  replay = reverb_replay_buffer.ReverbReplayBuffer(
-      agent.collect_data_spec, table_name='uniform_table', sequence_length=2,
-      local_server=server)
-  observer = reverb_utils.ReverbAddTrajectoryObserver(
-      replay.py_client, 'uniform_table', sequence_length=2)
-  random_policy = random_tf_policy.RandomTFPolicy(
-      train_env.time_step_spec(), train_env.action_spec())
-  py_driver.PyDriver(
-      train_env, py_tf_eager_policy.PyTFEagerPolicy(
-          random_policy, use_tf_function=True),
-      [observer], max_steps=100).run(train_env.reset())
-  iterator = iter(replay.as_dataset(num_parallel_calls=3, sample_batch_size=64,
-                                    num_steps=2).prefetch(3))
-  agent.train = tfa_common.function(agent.train)
-  collect = py_driver.PyDriver(
-      train_env, py_tf_eager_policy.PyTFEagerPolicy(
-          agent.collect_policy, use_tf_function=True), [observer], max_steps=1)
-  greedy = py_tf_eager_policy.PyTFEagerPolicy(agent.policy,
-                                              use_tf_function=True)
-  time_step = train_env.reset()
+  """The tutorials' loop (benchmarks/tutorial.py) with configs/cartpole_dqn:
+  seconds from `launched` (epoch s) to its first train step and to eval
+  reaching _TARGET (inf if never reached, in _MAX_ITERATIONS or
+  --timeout_s)."""
+  from benchmarks import tutorial  # pylint: disable=g-import-not-at-top
+  config = experiments.load('cartpole_dqn', f'--seed={seed}')
+  loop = tutorial.TutorialLoop(config, tempfile.mkdtemp())
+  loop.collect_initial(config.replay.initial_collect_steps)
   seconds = [math.inf, math.inf]
   for iteration in range(1, _MAX_ITERATIONS + 1):
-    time_step, _ = collect.run(time_step)
-    experience, _ = next(iterator)
-    agent.train(experience)
+    loop.iteration()
     if iteration == 1:
       seconds[0] = time.time() - launched
-    if iteration % 1000 == 0:
-      if _average_return(eval_env, greedy, episodes=10) >= _TARGET:
+    if iteration % config.train.eval_every_steps == 0:
+      if loop.evaluate() >= _TARGET:
         seconds[1] = time.time() - launched
         break
       if time.time() - launched > _TIMEOUT_S.value:
         break
-  observer.close()
-  server.stop()
+  loop.close()
   return seconds
-
-
-def _average_return(env, policy, episodes: int) -> float:
-  total = 0.0
-  for _ in range(episodes):
-    time_step = env.reset()
-    while not time_step.is_last():
-      time_step = env.step(policy.action(time_step).action)
-      total += float(time_step.reward)
-  return total / episodes
 
 
 def _run_tutorial(seed: int) -> list:

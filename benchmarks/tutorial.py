@@ -1,9 +1,10 @@
-"""The SAC Minitaur tutorial's training loop, in one process, as the
-benchmarks' baseline.
+"""The TF-Agents tutorials' training loop, in one process: the benchmarks'
+one baseline, for DQN and SAC alike.
 
-Written from the TF-Agents SAC Minitaur tutorial (Actor-Learner API): an
-in-process Reverb table (uniform, FIFO, MinSize(1) limiter), TF-Agents'
-replay dataset with prefetch(50), a random-policy Actor for the initial
+Written from the TF-Agents Actor-Learner tutorial loop (the SAC Minitaur
+tutorial; the DQN example dqn_train_eval.py is the same loop): an in-process
+Reverb table (uniform, FIFO, MinSize(1) limiter), TF-Agents' replay dataset
+of 2-step items with prefetch(50), a random-policy Actor for the initial
 steps, then an Actor that collects 1 step and a Learner that trains 1 step
 per iteration, and a greedy eval Actor. The agent comes from our agent
 builder with the experiment's config, seeded as our learner seeds it.
