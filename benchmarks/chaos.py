@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 from absl import app
 from absl import flags
@@ -114,31 +114,6 @@ class Watcher:
     self._thread.join()
 
 
-def children_of(pid: int) -> Dict[str, int]:
-  """The launcher's live children by name (actor_N, eval, learner, ...)."""
-  found = {}
-  for task in os.listdir(f'/proc/{pid}/task'):
-    try:
-      with open(f'/proc/{pid}/task/{task}/children') as f:
-        pids = [int(p) for p in f.read().split()]
-    except OSError:
-      continue
-    for child in pids:
-      try:
-        with open(f'/proc/{child}/cmdline', 'rb') as f:
-          args = f.read().decode().split('\0')
-      except OSError:
-        continue
-      module = args[args.index('-m') + 1] if '-m' in args else ''
-      if module == 'actor':
-        tasks = [a.split('=')[1] for a in args if a.startswith('--task=')]
-        name = 'eval' if '--mode=eval' in args else f'actor_{tasks[0]}'
-      else:
-        name = module
-      found[name] = child
-  return found
-
-
 def analyse(kill: Kill, after: List[Observation]) -> None:
   """Fills in the kill's recovery and losses from the observations between
   it and the next kill."""
@@ -212,7 +187,7 @@ def main(argv):
     if not round_:
       round_ = rng.sample(_KINDS, len(_KINDS))
     kind = round_.pop()
-    live = children_of(launcher.pid)
+    live = measure.children_of(launcher.pid)
     names = sorted(n for n in live if n == kind or (
         kind == 'actor' and n.startswith('actor_')))
     if not names:

@@ -144,6 +144,31 @@ def last_value(learner: List[records.Record], name: str):
   return holding[-1][name] if holding else None
 
 
+def children_of(pid: int) -> Dict[str, int]:
+  """The launcher's live children by name (actor_N, eval, learner, ...)."""
+  found = {}
+  for task in os.listdir(f'/proc/{pid}/task'):
+    try:
+      with open(f'/proc/{pid}/task/{task}/children') as f:
+        pids = [int(p) for p in f.read().split()]
+    except OSError:
+      continue
+    for child in pids:
+      try:
+        with open(f'/proc/{child}/cmdline', 'rb') as f:
+          args = f.read().decode().split('\0')
+      except OSError:
+        continue
+      module = args[args.index('-m') + 1] if '-m' in args else ''
+      if module == 'actor':
+        tasks = [a.split('=')[1] for a in args if a.startswith('--task=')]
+        name = 'eval' if '--mode=eval' in args else f'actor_{tasks[0]}'
+      else:
+        name = module
+      found[name] = child
+  return found
+
+
 def run_launcher(root_dir: str, flag_args: Sequence[str],
                  fresh: bool = True) -> List[records.Record]:
   """Runs `python -m deploy.launch_local <flag_args> --root_dir=root_dir`

@@ -12,6 +12,8 @@ import time
 import pytest
 
 from benchmarks.targets import flagfile_path
+from common import records
+from common import run_dir
 from common.connection import connect
 from common.tables import learner_train_step
 from tests.helpers import CARTPOLE_FLAGS
@@ -37,15 +39,19 @@ _PPO_FLAGS = [f'--flagfile={flagfile_path("cartpole_ppo")}',
               '--checkpoint_every_steps=300', '--policy_save_every_steps=100000',
               '--log_every_steps=96']
 _EXPERIMENTS = {'dqn': _FLAGS, 'ppo': _PPO_FLAGS}
+# A stop of the whole job, tried this many times; each process must exit
+# within this (the forced exit comes at 20 s).
+_WHOLE_JOB_STOPS = 6
+_PROMPT_EXIT_S = 8.0
 
 
 class Job:
   """A Reverb server, a learner and collect actors, each a real process."""
 
-  def __init__(self, root_dir, experiment='dqn'):
+  def __init__(self, root_dir, experiment='dqn', more_flags=()):
     self.root_dir = root_dir
     self.experiment = experiment
-    self.flags = _EXPERIMENTS[experiment]
+    self.flags = [*_EXPERIMENTS[experiment], *more_flags]
     self.address = f'localhost:{unused_port()}'
     self.processes = {}
     self.killed = set()  # Processes this test killed: exit -9 is expected.
@@ -258,6 +264,44 @@ def test_actor_waiting_for_weights_stops_cleanly_on_sigterm(tmp_path):
         job.log_path('actor_0')).read()
   finally:
     job.stop()
+
+
+def test_whole_job_stopped_at_once_exits_within_seconds(tmp_path):
+  # The server, the learner and an actor get SIGTERM (a Ctrl-C of the
+  # launcher, docker compose down), at a different point of training each
+  # time: all at the same moment, or the server a second before the others,
+  # so that the learner, which pushes every train step, is in a push to a
+  # server that is gone. Each process exits well before its 20 s forced
+  # exit, and the learner ends its run (its finished record).
+  for attempt in range(_WHOLE_JOB_STOPS):
+    server_lead_s = 1.0 if attempt % 2 else 0.0
+    root_dir = str(tmp_path / str(attempt))
+    job = Job(root_dir, more_flags=['--push_every_steps=1'])
+    try:
+      job.start_learner()
+      job.start_actor(0)
+      job.wait_for(lambda: job.train_step() >= 1, 'the first train step')
+      time.sleep(0.2 * attempt)
+      job.processes['reverb_server'].send_signal(signal.SIGTERM)
+      time.sleep(server_lead_s)
+      stopped = time.monotonic()
+      for process in job.processes.values():
+        if process.poll() is None:
+          process.send_signal(signal.SIGTERM)
+      for name, process in job.processes.items():
+        process.wait(timeout=60)
+        print(f'attempt {attempt} (server {server_lead_s}s before): {name} '
+              f'exited {time.monotonic() - stopped:.1f}s after its SIGTERM')
+        assert time.monotonic() - stopped < _PROMPT_EXIT_S, (
+            f'{name} took {time.monotonic() - stopped:.1f}s to exit '
+            f'(attempt {attempt}, the server stopped {server_lead_s}s '
+            f'before): {open(job.log_path(name)).read()[-3000:]}')
+      finished = records.read(
+          run_dir.records_path(root_dir, records.LEARNER))[-1]
+      assert (finished.event, finished['reason']) == (
+          records.FINISHED, 'received SIGTERM'), finished
+    finally:
+      job.stop()
 
 
 def test_a_call_left_behind_on_stop_does_not_hold_up_the_exit():
