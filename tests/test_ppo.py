@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import reverb
 import tensorflow as tf
+from tf_agents.environments import batched_py_environment
+from tf_agents.environments import suite_gym
 from tf_agents.trajectories import trajectory
 
-from actor import runtime as runtime_lib
 from actor.episode_stats import EpisodeStats
 from actor.fast_policy import FastPyPolicy
 from algorithms import ppo
@@ -261,7 +262,12 @@ def test_a_round_is_one_sequence_of_each_env_whatever_episodes_end_in_it():
   server = reverb.Server(experiment_tables(config, specs))
   address = f'localhost:{server.port}'
   try:
-    env = runtime_lib.load_envs(config, seed=0, num_envs=2)
+    # A 10-step time limit ends episodes inside every 16-step round, whatever
+    # the untrained policy does (left to chance, 48 CartPole steps can pass
+    # with no episode ending in either env).
+    env = batched_py_environment.BatchedPyEnvironment(
+        [suite_gym.load('CartPole-v0', max_episode_steps=10)
+         for _ in range(2)], multithreading=False)
     agent, _ = agents.make_agent(config, env)
     version = [0]
     writer = SequenceWriter(reverb.Client(address), specs.replay_layout,
@@ -271,7 +277,7 @@ def test_a_round_is_one_sequence_of_each_env_whatever_episodes_end_in_it():
                             [writer, stats], 16, summary_dir=None)
     for version[0] in (0, 1, 2):
       rounds.run()
-    assert stats.episodes > 0  # Episodes ended inside the rounds.
+    assert stats.episodes >= 8  # 2 envs x 48 steps, each episode <= 10.
     reader = _queue_reader(address, specs, lambda: False)
     taken = [_next_item(reader) for _ in range(6)]
     assert [v for _, v in taken] == [0, 0, 1, 1, 2, 2]
