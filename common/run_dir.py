@@ -10,7 +10,9 @@ writable before a process starts work.
     eval/returns.csv       one row per evaluation (eval actor)
     eval/, train/, actors/task_N/   TensorBoard summaries
     train/checkpoints/     learner checkpoints
-    policies/<policy>/     SavedModel policies and their checkpoints
+    policies/<policy>/     SavedModel policies (learner)
+    policies/checkpoints/  their weights every --policy_save_every_steps,
+                           the newest CHECKPOINTS_KEPT kept (learner)
     reverb_checkpoints/    the Reverb server's table checkpoints (launcher)
     returns.png            the return plot (launcher, report.plot)
 
@@ -18,7 +20,9 @@ Imports nothing heavy: the launcher and report.plot read it without
 TensorFlow. train/ and policies/ are the names TF-Agents' Learner uses.
 """
 import csv
+import glob
 import os
+import shutil
 import tempfile
 import time
 from typing import List, Optional
@@ -35,6 +39,10 @@ TRAIN_DIR = 'train'  # tf_agents.train.learner.TRAIN_DIR
 CHECKPOINTS_DIR = 'checkpoints'  # Under TRAIN_DIR, by TF-Agents' Learner.
 POLICIES_DIR = 'policies'  # tf_agents.train.learner.POLICY_SAVED_MODEL_DIR
 GREEDY_POLICY = 'greedy_policy'  # ...learner.GREEDY_POLICY_SAVED_MODEL_DIR
+POLICY_CHECKPOINTS_DIR = 'checkpoints'  # ...learner.POLICY_CHECKPOINT_DIR
+# Of the learner's checkpoints and of its policy checkpoints, as TF-Agents'
+# Learner keeps.
+CHECKPOINTS_KEPT = 3
 ACTORS_DIR = 'actors'
 REVERB_CHECKPOINTS_DIR = 'reverb_checkpoints'
 RETURNS_PNG = 'returns.png'
@@ -63,6 +71,31 @@ def checkpoints_dir(root_dir: str) -> str:
 
 def policies_dir(root_dir: str) -> str:
   return os.path.join(root_dir, POLICIES_DIR)
+
+
+def policy_checkpoints(root_dir: str) -> List[str]:
+  """The complete policy checkpoints, oldest first."""
+  return [path for path in _policy_checkpoint_dirs(root_dir)
+          if os.path.isfile(os.path.join(path, 'variables', 'variables.index'))]
+
+
+def prune_policy_checkpoints(root_dir: str,
+                             kept: int = CHECKPOINTS_KEPT) -> None:
+  """Deletes the policy checkpoints older than the newest `kept` complete
+  ones (complete or not: a crash can leave one half written)."""
+  complete = policy_checkpoints(root_dir)
+  if len(complete) <= kept:
+    return
+  oldest_kept = complete[-kept]
+  for path in _policy_checkpoint_dirs(root_dir):
+    if path < oldest_kept:
+      shutil.rmtree(path, ignore_errors=True)
+
+
+def _policy_checkpoint_dirs(root_dir: str) -> List[str]:
+  # Named policy_checkpoint_<train step, 10 digits>: sorted is oldest first.
+  return sorted(glob.glob(os.path.join(
+      policies_dir(root_dir), POLICY_CHECKPOINTS_DIR, 'policy_checkpoint_*')))
 
 
 def actor_summary_dir(root_dir: str, task: int) -> str:

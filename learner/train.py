@@ -38,7 +38,18 @@ from learner import metrics as learner_metrics
 from learner import replay_input
 from learner.strategy import make_strategy
 
-_CHECKPOINTS_KEPT = 3  # As TF-Agents' Learner keeps.
+
+class _PolicySaves(triggers.PolicySavedModelTrigger):
+  """TF-Agents' policy saves, keeping only the newest policy checkpoints
+  (its own keeps every one: a run's policies/ would grow forever)."""
+
+  def __init__(self, root_dir: str, *args, **kwargs):
+    super().__init__(run_dir.policies_dir(root_dir), *args, **kwargs)
+    self._root_dir = root_dir
+
+  def _save_fn(self) -> None:
+    super()._save_fn()
+    run_dir.prune_policy_checkpoints(self._root_dir)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +103,8 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
   with strategy.scope():
     checkpointer = tfa_common.Checkpointer(
         run_dir.checkpoints_dir(settings.root_dir),
-        max_to_keep=_CHECKPOINTS_KEPT, agent=agent, train_step=train_step)
+        max_to_keep=run_dir.CHECKPOINTS_KEPT, agent=agent,
+        train_step=train_step)
   save_checkpoint = interval_trigger.IntervalTrigger(
       config.train.checkpoint_every_steps,
       lambda: checkpointer.save(train_step), start=int(train_step.numpy()))
@@ -109,8 +121,8 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
   _first_train_step(config, training, weights, stop, records)
   # Writing the SavedModels (unless an earlier run on this root_dir did) costs
   # about a second of CPU: after the first train step, not before it.
-  save_policies = triggers.PolicySavedModelTrigger(
-      run_dir.policies_dir(settings.root_dir), agent, train_step,
+  save_policies = _PolicySaves(
+      settings.root_dir, agent, train_step,
       interval=config.train.policy_save_every_steps, start=start_step)
   learner.triggers.append(save_policies)
   last_log_step = _train_loop(config, training, weights, summaries, stop,

@@ -6,7 +6,6 @@ checkpoint is restored into that SavedModel before recording.
 """
 import contextlib
 import dataclasses
-import glob
 import itertools
 import math
 import os
@@ -21,7 +20,6 @@ from tf_agents.environments import py_environment
 from tf_agents.policies import py_policy
 from tf_agents.policies import py_tf_eager_policy
 from tf_agents.policies import random_py_policy
-from tf_agents.train import learner as tfa_learner
 
 from common import envs
 from common import run_dir
@@ -129,20 +127,11 @@ def load_greedy_policy(root_dir: str) -> Tuple[py_policy.PyPolicy, str]:
         f'pass the --root_dir of a run whose learner has started')
   policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
       saved_model_dir, load_specs_from_pbtxt=True)
-  checkpoint = _newest_policy_checkpoint(policies_dir)
-  if checkpoint is None:
+  checkpoints = run_dir.policy_checkpoints(root_dir)
+  if not checkpoints:
     return policy, saved_model_dir
-  policy.update_from_checkpoint(checkpoint)
-  return policy, checkpoint
-
-
-def _newest_policy_checkpoint(policies_dir: str) -> Optional[str]:
-  """The newest complete checkpoint (every --policy_save_every_steps)."""
-  pattern = os.path.join(policies_dir, tfa_learner.POLICY_CHECKPOINT_DIR,
-                         'policy_checkpoint_*')
-  complete = [path for path in sorted(glob.glob(pattern)) if os.path.isfile(
-      os.path.join(path, 'variables', 'variables.index'))]
-  return complete[-1] if complete else None
+  policy.update_from_checkpoint(checkpoints[-1])
+  return policy, checkpoints[-1]
 
 
 def _open_env(config, seed, closing) -> py_environment.PyEnvironment:

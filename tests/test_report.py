@@ -266,3 +266,29 @@ def test_plot_times_from_the_run_start_and_a_relaunch_keeps_it(tmp_path):
   run = plot_lib.read_run(root_dir)
   assert run.since_start and 29 < run.seconds[0] < 40
   assert run_dir.read_start(root_dir) == pytest.approx(first_start - 30)
+
+
+def test_policy_checkpoints_keep_the_newest_complete_ones(tmp_path):
+  root_dir = str(tmp_path)
+  parent = os.path.join(run_dir.policies_dir(root_dir),
+                        run_dir.POLICY_CHECKPOINTS_DIR)
+
+  def make(step, complete=True):
+    path = os.path.join(parent, f'policy_checkpoint_{step:010d}')
+    os.makedirs(os.path.join(path, 'variables'))
+    if complete:
+      open(os.path.join(path, 'variables', 'variables.index'), 'w').close()
+    return path
+
+  make(50, complete=False)  # Left half written by a crash.
+  old = [make(step) for step in (100, 200, 900)]
+  kept = [make(step) for step in (1000, 1100, 10_000)]
+  writing = make(10_100, complete=False)  # Being written now.
+  assert run_dir.policy_checkpoints(root_dir) == old + kept
+  run_dir.prune_policy_checkpoints(root_dir, kept=3)
+  assert run_dir.policy_checkpoints(root_dir) == kept
+  assert sorted(os.listdir(parent)) == [
+      os.path.basename(path) for path in (*kept, writing)]
+  run_dir.prune_policy_checkpoints(root_dir, kept=3)  # Nothing more to do.
+  assert run_dir.policy_checkpoints(root_dir) == kept
+

@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from common import run_dir
 from tests.helpers import CARTPOLE_FLAGS
 from tests.helpers import MINITAUR_FLAGS
 from tests.helpers import actor_items_written
@@ -57,6 +58,13 @@ def _assert_finished_job(result, root_dir, max_train_steps, actors):
   assert f'ckpt-{max_train_steps}.index' in checkpoints, checkpoints
   assert os.path.exists(os.path.join(root_dir, 'policies', 'greedy_policy',
                                      'saved_model.pb'))
+  policy_steps = _policy_checkpoint_steps(root_dir)
+  assert policy_steps[-1] == max_train_steps, policy_steps
+  assert len(policy_steps) <= run_dir.CHECKPOINTS_KEPT, policy_steps
+
+
+def _policy_checkpoint_steps(root_dir):
+  return [int(path[-10:]) for path in run_dir.policy_checkpoints(root_dir)]
 
 
 def test_cartpole_dqn_two_actors_learner_and_eval(tmp_path):
@@ -67,6 +75,8 @@ def test_cartpole_dqn_two_actors_learner_and_eval(tmp_path):
   _assert_finished_job(result, root_dir, max_train_steps=1000, actors=2)
   # The learner wrote its loss summaries.
   assert scalar_values(os.path.join(root_dir, 'train'), 'Losses/total_loss')
+  # Saved every 200 steps: those of steps 200 and 400 were pruned.
+  assert _policy_checkpoint_steps(root_dir) == [600, 800, 1000]
 
 
 def test_minitaur_sac_smoke(tmp_path):
