@@ -1,4 +1,4 @@
-"""Reads a running job's progress from Reverb and the eval results file.
+"""Reads a running job's progress from Reverb and the eval results.
 
 Importing it does not import TensorFlow (Reverb's client does): the launcher
 and report.plot read the results file without paying for it.
@@ -6,9 +6,8 @@ and report.plot read the results file without paying for it.
 import collections
 import dataclasses
 import time
-from typing import Deque, Optional, Tuple, TYPE_CHECKING
+from typing import Deque, Optional, Sequence, Tuple, TYPE_CHECKING
 
-from common import run_dir
 from common.config import REPLAY_TABLE
 from common.config import STEP_COLUMN
 from common.config import VERSION_COLUMN
@@ -35,12 +34,12 @@ class Snapshot:
 
 
 def take_snapshot(client: 'reverb.Client',
-                  csv_path: Optional[str] = None) -> Snapshot:
-  """Server counters, and the last eval row when given the results CSV."""
+                  eval_rows: Sequence[dict] = ()) -> Snapshot:
+  """Server counters, and the last of the eval results' rows
+  (run_dir.read_eval_returns) when given."""
   from common import tables  # pylint: disable=g-import-not-at-top
   table = client.server_info(timeout=5)[REPLAY_TABLE]
-  rows = run_dir.read_eval_returns(csv_path) if csv_path else []
-  last = rows[-1] if rows else None
+  last = eval_rows[-1] if eval_rows else None
   signature = table.signature or {}
   return Snapshot(
       time=time.monotonic(),

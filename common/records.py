@@ -20,7 +20,11 @@ FIRST_TRAIN_STEP = 'first_train_step'  # It trained (and pushed) once.
 PROGRESS = 'progress'  # Rates and counters at `train_step`.
 FINISHED = 'finished'  # It stopped at `train_step`, for `reason`.
 # The launcher's (deploy/).
-RESTARTED = 'restarted'  # `process` started again (`count` so far).
+STARTED = 'started'  # `process` runs on `node` as `pid` (each start, once
+# placed; on a Ray cluster also the server's `port` or the `reverb_address`
+# it dials).
+RESTARTED = 'restarted'  # `process` started again (`count` so far), after
+# `exit_code` or for a `reason`.
 # The Reverb server's.
 CHECKPOINTED = 'checkpointed'  # Its tables were written in `seconds`.
 

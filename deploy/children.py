@@ -15,6 +15,7 @@ from deploy.graph import LaunchSettings
 from deploy.graph import ProcessSpec
 from deploy.graph import SERVER
 from deploy.graph import TENSORBOARD
+from deploy.graph import command_args
 from deploy.restarts import Restart
 from deploy.restarts import RestartHistory
 
@@ -22,15 +23,16 @@ _LOG_TAIL_LINES = 8
 _STOP_TIMEOUT_S = 90.0
 
 
-def make_children(settings: LaunchSettings,
-                  graph: List[ProcessSpec]) -> Dict[str, 'Child']:
-  """A Child per process of the graph, by name, in start order."""
+def make_children(settings: LaunchSettings, graph: List[ProcessSpec],
+                  port: int) -> Dict[str, 'Child']:
+  """A Child per process of the graph, by name, in start order; the server
+  on `port` of this host."""
   os.makedirs(os.path.join(settings.root_dir, run_dir.LOGS_DIR),
               exist_ok=True)
-  return {spec.name: Child(spec, run_dir.log_path(settings.root_dir,
-                                                  spec.name),
-                           RestartHistory(settings.restart))
-          for spec in graph}
+  return {spec.name: Child(
+      spec, command_args(spec, settings, 'localhost', port),
+      run_dir.log_path(settings.root_dir, spec.name),
+      RestartHistory(settings.restart)) for spec in graph}
 
 
 class ChildFailed(RuntimeError):
@@ -41,17 +43,10 @@ class ChildFailed(RuntimeError):
     self.exit_code = exit_code
 
 
-@dataclasses.dataclass
-class Child:
-  """One process of the graph: its current start, and its restarts."""
+class GraphProcess:
+  """A process of the graph (`spec`), however it runs: the names the
+  supervisor reads. Child and deploy.ray_children.RayChild are both."""
   spec: ProcessSpec
-  log_path: str
-  history: RestartHistory
-  process: Optional[subprocess.Popen] = None
-  log_start: int = 0  # Where this start's output begins in the log.
-  pending_restart: Optional[Restart] = None
-  restart_at: Optional[float] = None  # Monotonic time of the next start.
-  finished: bool = False  # Exited 0 when it was done.
 
   @property
   def name(self) -> str:
@@ -59,7 +54,22 @@ class Child:
 
   @property
   def after(self) -> Optional[str]:
+    """The learner milestone it starts after (None: at launch)."""
     return self.spec.after
+
+
+@dataclasses.dataclass
+class Child(GraphProcess):
+  """One process of the graph: its current start, and its restarts."""
+  spec: ProcessSpec
+  args: List[str]
+  log_path: str
+  history: Optional[RestartHistory]  # None: a Ray actor's, restarted by Ray.
+  process: Optional[subprocess.Popen] = None
+  log_start: int = 0  # Where this start's output begins in the log.
+  pending_restart: Optional[Restart] = None
+  restart_at: Optional[float] = None  # Monotonic time of the next start.
+  finished: bool = False  # Exited 0 when it was done.
 
   def start(self, env: Dict[str, str]) -> None:
     with open(self.log_path, 'ab') as log:
@@ -68,9 +78,22 @@ class Child:
       # stops the children in order. If the launcher dies, the children get
       # SIGHUP (stop_with_parent) and stop as on Ctrl-C.
       self.process = subprocess.Popen(
-          [sys.executable, '-m', self.spec.module, *self.spec.args],
+          [sys.executable, '-m', self.spec.module, *self.args],
           stdout=log, stderr=subprocess.STDOUT, env=env,
           start_new_session=True, preexec_fn=shutdown.stop_with_parent())
+
+  def where(self) -> str:
+    """Where this start runs, for people."""
+    return f'pid {self.process.pid:<8} {self.log_path}'
+
+  def placement(self) -> Dict[str, object]:
+    """Where this start runs, for programs (the launcher's records)."""
+    return {'node': 'localhost', 'pid': self.process.pid}
+
+  def moved(self) -> Optional[str]:
+    """Why the engine wants the process started again elsewhere (a Ray
+    child's node died): never here."""
+    return None
 
   @property
   def started(self) -> bool:

@@ -53,9 +53,22 @@ def handle_exits(children: Dict[str, Child], learner_done: bool,
         launcher_records.write(records.RESTARTED, process=child.name,
                                count=child.pending_restart.count,
                                exit_code=code)
+        record_started(child, launcher_records)
         print(f'{child.name} restarted ({child.pending_restart.count}/'
-              f'{settings.restart.max_restarts}): exit {code}, pid '
-              f'{child.process.pid}, log {child.log_path}', flush=True)
+              f'{settings.restart.max_restarts}): exit {code}, '
+              f'{child.where()}', flush=True)
+      continue
+    moved = child.started and child.moved()
+    if moved:
+      # Ray placed it again on another node, or the server it dials: start
+      # it there, at once (Ray's restart limit applies, not the launcher's).
+      child.history.total += 1
+      child.start(env)
+      launcher_records.write(records.RESTARTED, process=child.name,
+                             count=child.history.total, exit_code=None,
+                             reason=moved)
+      record_started(child, launcher_records)
+      print(f'{child.name} restarted: {moved}; {child.where()}', flush=True)
       continue
     if child.finished or child.returncode is None:
       continue
@@ -75,6 +88,15 @@ def handle_exits(children: Dict[str, Child], learner_done: bool,
     child.restart_at = now + restart.backoff_s
     print(f'{child.name} exited with code {child.returncode}: restarting in '
           f'{restart.backoff_s:.0f}s', flush=True)
+
+
+def record_started(child: Child,
+                   launcher_records: records.RecordWriter) -> None:
+  """The STARTED record of a start, once placed (a Ray child not placed yet
+  writes its own when it is)."""
+  placement = child.placement()
+  if placement:
+    launcher_records.write(records.STARTED, process=child.name, **placement)
 
 
 def _training_over(client, settings) -> bool:

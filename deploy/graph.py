@@ -58,49 +58,64 @@ class LaunchSettings:
                         f'{self.stop_at_return}')
 
 
+# How a process meets the Reverb server.
+SERVES = 'serves'  # It is the server: it takes --port.
+DIALS = 'dials'  # It dials the server: it takes --reverb_address.
+
+
 @dataclasses.dataclass(frozen=True)
 class ProcessSpec:
   name: str
   module: str  # Run as `python -m <module> <args>`.
-  args: List[str]
+  args: List[str]  # All but the server's address (command_args adds it).
   # The learner's milestone it waits for, a records event (None: starts at
   # launch).
   after: Optional[str] = None
+  reverb: Optional[str] = None  # SERVES, DIALS or neither.
 
 
 def actor_name(task: int) -> str:
   return f'actor_{task}'
 
 
-def process_graph(settings: LaunchSettings, port: int) -> List[ProcessSpec]:
+def process_graph(settings: LaunchSettings) -> List[ProcessSpec]:
   """The processes of the topology, in start order."""
   experiment = f'--flagfile={settings.flagfile}'
-  # The server starts with the learner and the first actor: they wait for it.
-  address = [f'--reverb_address=localhost:{port}',
-             f'--connect_timeout_s={settings.startup_timeout_s}']
   root = f'--root_dir={settings.root_dir}'
   checkpoints = os.path.join(settings.root_dir, run_dir.REVERB_CHECKPOINTS_DIR)
+  # The server starts with the learner and the first actor: they wait for it.
   graph = [
       ProcessSpec(SERVER, 'reverb_server', [
-          experiment, f'--port={port}', f'--checkpoint_dir={checkpoints}',
-          root]),
+          experiment, f'--checkpoint_dir={checkpoints}', root],
+                  reverb=SERVES),
       ProcessSpec(LEARNER, 'learner', [
-          experiment, *address, root, *_strategy_args(settings.strategy)])]
+          experiment, root, *_strategy_args(settings.strategy)],
+                  reverb=DIALS)]
   for task in range(settings.actors):
     graph.append(ProcessSpec(
-        actor_name(task), 'actor',
-        [experiment, *address, root, f'--task={task}'],
-        after=records.WEIGHTS_PUSHED if task else None))
+        actor_name(task), 'actor', [experiment, root, f'--task={task}'],
+        after=records.WEIGHTS_PUSHED if task else None, reverb=DIALS))
   if settings.eval:
-    graph.append(ProcessSpec(EVAL, 'actor', [experiment, *address, root,
-                                             '--mode=eval'],
-                             after=records.FIRST_TRAIN_STEP))
+    graph.append(ProcessSpec(EVAL, 'actor', [experiment, root, '--mode=eval'],
+                             after=records.FIRST_TRAIN_STEP, reverb=DIALS))
   if settings.tensorboard_port:
     graph.append(ProcessSpec(TENSORBOARD, 'tensorboard.main', [
         f'--logdir={settings.root_dir}', '--host=localhost',
         f'--port={settings.tensorboard_port}'],
         after=records.FIRST_TRAIN_STEP))
   return graph
+
+
+def command_args(spec: ProcessSpec, settings: LaunchSettings, host: str,
+                 port: int) -> List[str]:
+  """`spec`'s arguments with the server's address: `host:port` (the server
+  listens on every interface, on `port`)."""
+  if spec.reverb == SERVES:
+    return [*spec.args, f'--port={port}']
+  if spec.reverb == DIALS:
+    return [*spec.args, f'--reverb_address={host}:{port}',
+            f'--connect_timeout_s={settings.startup_timeout_s}']
+  return list(spec.args)
 
 
 def _strategy_args(strategy: StrategySettings) -> List[str]:

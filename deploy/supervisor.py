@@ -1,4 +1,5 @@
-"""Runs the topology of deploy/graph.py on this host and supervises it.
+"""Runs the topology of deploy/graph.py and supervises it: on this host, or
+(through deploy/ray_children.py) on a Ray cluster.
 
 The launcher prints progress, restarts a child that dies (deploy/restarts.py
 decides when), stops the children in a safe order, and fails loudly (naming
@@ -8,9 +9,11 @@ start the later children,
 and imports no TensorFlow itself until training runs (its Reverb client,
 for the progress lines, comes then). Children stop when the launcher dies.
 """
+import dataclasses
 import os
 import sys
 import time
+from typing import Any, Callable, Dict, List, Tuple
 
 from common import ports
 from common import progress
@@ -21,6 +24,7 @@ from deploy import children as children_lib
 from deploy import exits
 from deploy.children import Child
 from deploy.children import ChildFailed
+from deploy.children import GraphProcess
 from deploy.children import child_env
 from deploy.children import make_children
 from deploy.graph import EVAL
@@ -38,37 +42,59 @@ from deploy.watch import reached_return
 _FINISH_TIMEOUT_S = 120.0
 
 
+@dataclasses.dataclass
+class Processes:
+  """The graph's processes as one engine runs them: this host's (below) or
+  a Ray cluster's (deploy/ray_children.py)."""
+  children: Dict[str, GraphProcess]  # Child or RayChild, by name, in
+  # start order.
+  server_address: Callable[[], Tuple[str, int]]  # Once the server started.
+  milestones: Any  # `reached(event)`: the learner's, of this launch.
+  eval_rows: Callable[[], List[dict]]  # The eval results so far.
+  env: Dict[str, str]  # The children's environment.
+
+
 def run_local(settings: LaunchSettings, stop: shutdown.Shutdown) -> int:
-  """Runs the topology to the end; returns the launcher's exit code."""
-  start = time.monotonic()
-  run_dir.record_start(settings.root_dir)
+  """Runs the topology on this host to the end; the launcher's exit code."""
   port = settings.port or ports.free_port()
-  graph = process_graph(settings, port)
   # Before any child starts: milestones of earlier launches do not count.
   milestones = LearnerMilestones(settings.root_dir)
-  children = make_children(settings, graph)
-  env = child_env()
-  print(f'{start_plan(graph)}; logs in '
+  children = make_children(settings, process_graph(settings), port)
+  csv_path = run_dir.returns_csv_path(settings.root_dir)
+  return run(settings, stop, Processes(
+      children, lambda: ('localhost', port), milestones,
+      lambda: run_dir.read_eval_returns(csv_path), child_env()))
+
+
+def run(settings: LaunchSettings, stop: shutdown.Shutdown,
+        processes: Processes) -> int:
+  """Runs the processes to the end; returns the launcher's exit code."""
+  start = time.monotonic()
+  run_dir.record_start(settings.root_dir)
+  children = processes.children
+  launcher_records = records.RecordWriter(settings.root_dir, records.LAUNCHER)
+  print(f'{start_plan([c.spec for c in children.values()])}; logs in '
         f'{os.path.join(settings.root_dir, run_dir.LOGS_DIR)}', flush=True)
-  server = ServerView(port)
+  server = ServerView(processes.server_address)
   try:
     for child in children.values():
       if child.after is None:
-        child.start(env)
+        child.start(processes.env)
     _wait_for_server(children[SERVER], server, settings.startup_timeout_s)
     for child in children.values():
       if child.started:
-        _print_started(child)
+        _print_started(child, launcher_records)
+    host, port = processes.server_address()
     print(f'Status: {sys.executable} -m report.status '
-          f'--reverb_address=localhost:{port} '
+          f'--reverb_address={host}:{port} '
           f'--root_dir={settings.root_dir}', flush=True)
     if settings.tensorboard_port:
       print(f'TensorBoard: http://localhost:{settings.tensorboard_port} (once '
             f'training runs)', flush=True)
-    outcome = _supervise(settings, children, milestones, server, env, stop,
-                         start)
+    outcome = _supervise(settings, processes, server, stop, start,
+                         launcher_records)
     final = server.read(lambda client: progress.take_snapshot(
-        client, run_dir.returns_csv_path(settings.root_dir)))
+        client, processes.eval_rows()))
   except ChildFailed as e:
     print(f'error (launcher): {e}', file=sys.stderr, flush=True)
     children_lib.stop_all(children)
@@ -81,9 +107,10 @@ def run_local(settings: LaunchSettings, stop: shutdown.Shutdown) -> int:
   return outcome
 
 
-def _print_started(child: Child) -> None:
-  print(f'  {child.name:<14} pid {child.process.pid:<8} {child.log_path}',
-        flush=True)
+def _print_started(child: Child,
+                   launcher_records: records.RecordWriter) -> None:
+  print(f'  {child.name:<14} {child.where()}', flush=True)
+  exits.record_started(child, launcher_records)
 
 
 def _wait_for_server(server: Child, view: ServerView,
@@ -94,15 +121,16 @@ def _wait_for_server(server: Child, view: ServerView,
       exits.fail_on_bad_input(server)
       raise ChildFailed(exits.exit_report(server, 'before it answered'))
 
-  if not ports.wait_until_listening('localhost', view.port, timeout_s,
+  host, port = view.address()
+  if not ports.wait_until_listening(host, port, timeout_s,
                                     between_tries=check_alive):
     raise ChildFailed(
-        f'reverb_server did not answer on port {view.port} within '
+        f'reverb_server did not answer on {host}:{port} within '
         f'{timeout_s:.0f}s; its log: {server.log_path}\n{server.log_tail()}')
 
 
 def _start_due(children, milestones, env, launched_at, settings,
-               learner_done) -> None:
+               learner_done, launcher_records) -> None:
   """Starts the children whose learner milestone came (or all, once the
   wait for it timed out)."""
   timed_out = not learner_done and (
@@ -112,18 +140,16 @@ def _start_due(children, milestones, env, launched_at, settings,
       continue
     if timed_out or milestones.reached(child.after):
       child.start(env)
-      _print_started(child)
+      _print_started(child, launcher_records)
 
 
-def _supervise(settings, children, milestones, server, env, stop,
-               start) -> int:
+def _supervise(settings, processes, server, stop, start,
+               launcher_records) -> int:
   """Starts the later children, restarts those that die, prints progress
   until the job ends."""
-  csv_path = run_dir.returns_csv_path(settings.root_dir)
+  children, milestones = processes.children, processes.milestones
   learner = children[LEARNER]
-  launcher_records = records.RecordWriter(settings.root_dir,
-                                         records.LAUNCHER)
-  progress_lines = ProgressLines(start, settings, csv_path)
+  progress_lines = ProgressLines(start, settings, processes.eval_rows)
   learner_done_at = first_step_at = None
   while True:
     if first_step_at is None and milestones.reached(records.FIRST_TRAIN_STEP):
@@ -139,10 +165,10 @@ def _supervise(settings, children, milestones, server, env, stop,
             flush=True)
     # Eval starts even when the learner has finished: it evaluates the last
     # weights.
-    _start_due(children, milestones, env, start, settings,
-               learner_done_at is not None)
+    _start_due(children, milestones, processes.env, start, settings,
+               learner_done_at is not None, launcher_records)
     exits.handle_exits(children, learner_done_at is not None, server,
-                       settings, env, launcher_records)
+                       settings, processes.env, launcher_records)
     if learner_done_at is not None:
       others = [c for n, c in children.items()
                 if n not in (*SERVICES, LEARNER)]
@@ -159,6 +185,6 @@ def _supervise(settings, children, milestones, server, env, stop,
       progress_lines.print_when_due(
           server, sum(c.history.total for c in children.values()))
     if settings.stop_at_return is not None and reached_return(
-        csv_path, settings.stop_at_return, start):
+        processes.eval_rows(), settings.stop_at_return, start):
       return 0
     stop.wait(0.5)

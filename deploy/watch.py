@@ -1,7 +1,7 @@
-"""What the launcher reads while it runs: the learner's records, and the
-Reverb server."""
+"""What the launcher reads while it runs: the learner's milestones, the
+Reverb server and the eval results."""
 import time
-from typing import Callable
+from typing import Callable, List, Tuple
 
 from common import ports
 from common import progress
@@ -25,26 +25,50 @@ class LearnerMilestones:
     return event in self._reached
 
 
+class StatusMilestones:
+  """The learner's milestones from its status in Reverb
+  (common/learner_status.py), for a launcher that cannot read the learner's
+  records file: those recorded at or after `since` (epoch seconds; a
+  restored server holds an earlier launch's)."""
+
+  def __init__(self, server: 'ServerView', since: float):
+    self._server = server
+    self._since = since
+    self._reached = set()
+
+  def reached(self, event: str) -> bool:
+    if event not in self._reached:
+      from common.learner_status import read_status  # pylint: disable=g-import-not-at-top
+      status = self._server.read(read_status) or {}
+      self._reached.update(name for name, values in status.items()
+                           if values['time'] >= self._since)
+    return event in self._reached
+
+
 class ServerView:
   """The launcher's Reverb client, made on first use: importing Reverb
-  imports TensorFlow, which the launcher puts off until training runs."""
+  imports TensorFlow, which the launcher puts off until training runs.
+  `address()` is the server's (host, port), which may move on a restart."""
 
-  def __init__(self, port: int):
-    self.port = port
+  def __init__(self, address: Callable[[], Tuple[str, int]]):
+    self.address = address
     self._client = None
+    self._client_address = None
 
   def client(self):
-    """The client, made on the first call."""
-    if self._client is None:
+    """The client of the server's current address."""
+    if self._client is None or self._client_address != self.address():
       quiet.import_tensorflow()  # Reverb imports it.
       import reverb  # pylint: disable=g-import-not-at-top
-      self._client = reverb.Client(f'localhost:{self.port}')
+      self._client_address = self.address()
+      self._client = reverb.Client('%s:%d' % self._client_address)
     return self._client
 
   def answers(self) -> bool:
     """Whether the server's port takes connections (no Reverb call: a call
     to a server that is away would block for its timeout)."""
-    return ports.listening('localhost', self.port)
+    host, port = self.address()
+    return host is not None and ports.listening(host, port)
 
   def read(self, read_fn: Callable, default=None):
     """`read_fn(client)`, or `default` while the server is away (restarting)."""
@@ -60,10 +84,11 @@ class ProgressLines:
   """The launcher's progress line, every `progress_every_s`: rates since the
   last line, the ETA at the last minute's rate, the restarts so far."""
 
-  def __init__(self, start: float, settings: LaunchSettings, csv_path: str):
+  def __init__(self, start: float, settings: LaunchSettings,
+               eval_rows: Callable[[], List[dict]]):
     self._start = start
     self._settings = settings
-    self._csv_path = csv_path
+    self._eval_rows = eval_rows
     self._previous = None
     self._rate = progress.StepRate()
     self._next = start + settings.progress_every_s
@@ -91,15 +116,16 @@ class ProgressLines:
 
   def _snapshot(self, server: ServerView):
     snapshot = server.read(
-        lambda client: progress.take_snapshot(client, self._csv_path))
+        lambda client: progress.take_snapshot(client, self._eval_rows()))
     if snapshot is not None:
       self._rate.add(snapshot.time, snapshot.train_step)
     return snapshot
 
 
-def reached_return(csv_path: str, target: float, start: float) -> bool:
+def reached_return(eval_rows: List[dict], target: float,
+                   start: float) -> bool:
   """Whether an evaluation reached `target` (said once it has)."""
-  for row in run_dir.read_eval_returns(csv_path):
+  for row in eval_rows:
     if float(row['average_return']) >= target:
       print(f'Eval return {float(row["average_return"]):.1f} >= {target} at '
             f'train step {row["train_step"]}, {time.monotonic() - start:.0f}s '

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv (Python 3.11) with the project and its pinned dependencies.
+# Creates .venv (Python 3.11) with the project, its pinned dependencies and
+# what the tests need (pytest, Ray for deploy.launch_ray).
 # Run by the other scripts; safe to run again: pip runs only when
 # pyproject.toml changed since the last install (its hash is kept in .venv).
 set -euo pipefail
@@ -17,6 +18,6 @@ wanted="$(sha256sum "$repo/pyproject.toml" | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] || ! "$repo/.venv/bin/python" -c '' 2>/dev/null; then
   rm -f "$stamp"
   "$repo/.venv/bin/python" -m pip install --quiet --upgrade pip
-  "$repo/.venv/bin/python" -m pip install --quiet -e "$repo[test]"
+  "$repo/.venv/bin/python" -m pip install --quiet -e "$repo[test,ray]"
   echo "$wanted" > "$stamp"
 fi

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import portpicker
 
@@ -26,16 +26,18 @@ def child_env() -> dict:
   return env
 
 
-def run_module(module: str, args: List[str], timeout_s: float
+def run_module(module: str, args: List[str], timeout_s: float,
+               env: Optional[Dict[str, str]] = None
                ) -> subprocess.CompletedProcess:
-  """Runs `python -m module args` to completion; fails the test on timeout.
+  """Runs `python -m module args` (with `env` added to the environment) to
+  completion; fails the test on timeout.
 
   Children of the tests stop when the test process dies (a pytest-timeout
   or a Ctrl-C), so no test leaves processes behind.
   """
   return subprocess.run([sys.executable, '-m', module, *args],
                         capture_output=True, text=True, timeout=timeout_s,
-                        env=child_env(), cwd=PROJECT_ROOT,
+                        env={**child_env(), **(env or {})}, cwd=PROJECT_ROOT,
                         preexec_fn=shutdown.stop_with_parent())
 
 

@@ -10,6 +10,7 @@ from common.progress import StepRate
 from common.progress import format_duration
 from common.progress import progress_line
 from deploy.graph import LaunchSettings
+from deploy.graph import command_args
 from deploy.graph import process_graph
 from deploy.graph import start_plan
 from deploy.restarts import RestartHistory
@@ -90,7 +91,7 @@ def test_graph_starts_what_the_first_train_step_needs_first():
       flagfile='run.flags', max_train_steps=100, root_dir='/r', actors=3,
       tensorboard_port=6006,
       strategy=StrategySettings(kind='mirrored', cpu_replicas=2))
-  graph = process_graph(settings, port=1234)
+  graph = process_graph(settings)
   assert [(p.name, p.after) for p in graph] == [
       ('reverb_server', None), ('learner', None), ('actor_0', None),
       ('actor_1', records.WEIGHTS_PUSHED), ('actor_2', records.WEIGHTS_PUSHED),
@@ -99,12 +100,13 @@ def test_graph_starts_what_the_first_train_step_needs_first():
   assert start_plan(graph) == (
       'Starting reverb_server, learner, actor_0; actor_1, actor_2 once the '
       'learner has pushed weights; eval, tensorboard once it trains')
-  server = graph[0]
-  assert '--port=1234' in server.args
-  assert '--checkpoint_dir=/r/reverb_checkpoints' in server.args
-  assert all('--reverb_address=localhost:1234' in p.args for p in graph[1:6])
-  learner = graph[1]
-  assert learner.args[-2:] == ['--strategy=mirrored', '--cpu_replicas=2']
+  args = [command_args(p, settings, '127.0.0.3', 1234) for p in graph]
+  assert '--port=1234' in args[0]
+  assert '--checkpoint_dir=/r/reverb_checkpoints' in args[0]
+  assert all('--reverb_address=127.0.0.3:1234' in a for a in args[1:6])
+  assert not any('--reverb_address' in arg for arg in args[0] + args[6])
+  assert ['--strategy=mirrored', '--cpu_replicas=2'] == [
+      arg for arg in args[1] if arg.startswith(('--strategy', '--cpu_rep'))]
 
 
 def test_records_are_read_whole_and_in_order(tmp_path):
