@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 
-
 from common import cli
 from common import ports
 from common import settings
