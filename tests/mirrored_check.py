@@ -3,7 +3,8 @@
 Trains the experiment's agent for a few steps under MirroredStrategy on 2
 logical CPU devices, each replica on different random experience, then
 checks that every variable holds the same values on both replicas and that
-the weights the learner pushes are those values. For DQN (deterministic
+the weights the learner pushes through WeightsSync to a real server, as an
+actor pulls them into a one-device agent, are those values. For DQN (deterministic
 train steps), the same steps on one device over the global batch (both
 replicas' experience) must give the same weights. Prints one line per
 check; exits non-zero on a mismatch. A separate process: the logical
@@ -15,13 +16,16 @@ quiet.import_tensorflow()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
+import reverb
 import tensorflow as tf
 from tf_agents.specs import tensor_spec
 
 from common import agents
 from common import envs
 from common import specs as specs_lib
+from common import tables
 from common.config import StrategySettings
+from common.weights import WeightsSync
 from learner.strategy import make_strategy
 
 cli.define_experiment_flags()
@@ -72,14 +76,15 @@ def main():
     checked += 1
   print(f'replicas identical: {checked} variables after {_TRAIN_STEPS} '
         f'train steps on different data', flush=True)
-  pushed = tf.nest.map_structure(
-      lambda v: v.numpy(), specs_lib.variables_nest(agent, train_step))
+  pushed = _push_and_pull(config, env, agent, train_step)
   for value, variable in zip(
       tf.nest.flatten(pushed),
       tf.nest.flatten(specs_lib.variables_nest(agent, train_step))):
-    assert np.array_equal(value, variable.values[0].numpy())
+    for replica in variable.values:
+      np.testing.assert_array_equal(value, replica.numpy(),
+                                    err_msg=variable.name)
   assert int(pushed[specs_lib.TRAIN_STEP_KEY]) == _TRAIN_STEPS
-  print('pushed weights: replica 0\'s values, train_step '
+  print('pulled weights: every replica\'s values, train_step '
         f'{int(pushed[specs_lib.TRAIN_STEP_KEY])}', flush=True)
   if config.agent.kind == 'dqn':
     for value, single in zip(tf.nest.flatten(pushed), tf.nest.flatten(
@@ -91,6 +96,23 @@ def main():
     np.testing.assert_allclose(*zip(*losses), rtol=1e-4)
     print(f'one device on the global batch: the same losses and weights '
           f'after {_TRAIN_STEPS} train steps', flush=True)
+
+
+def _push_and_pull(config, env, agent, train_step):
+  """The learner's push of `agent`'s mirrored variables through WeightsSync
+  to a real server, pulled as an actor does into a new one-device agent:
+  the pulled values."""
+  specs = specs_lib.specs_of(config, agent, train_step)
+  server = reverb.Server([tables.variables_table(specs)])
+  address = f'localhost:{server.port}'
+  try:
+    WeightsSync(address, specs_lib.variables_nest(agent, train_step)).push()
+    actor_agent, actor_step = agents.make_agent(config, env)
+    pulled = specs_lib.variables_nest(actor_agent, actor_step)
+    WeightsSync(address, pulled).pull()
+    return tf.nest.map_structure(lambda v: v.numpy(), pulled)
+  finally:
+    server.stop()
 
 
 if __name__ == '__main__':

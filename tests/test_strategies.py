@@ -104,7 +104,8 @@ def test_replicas_stay_identical_and_train_as_one_device_would(
                                                *args], timeout_s=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'replicas identical' in result.stdout, result.stdout
-  assert "pushed weights: replica 0's values, train_step 3" in result.stdout
+  assert "pulled weights: every replica's values, train_step 3" in (
+      result.stdout), result.stdout
   if flagfile == CARTPOLE_FLAGS:  # DQN's train step is deterministic.
     assert 'one device on the global batch: the same losses and weights' in (
         result.stdout), result.stdout
