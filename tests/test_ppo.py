@@ -197,15 +197,17 @@ def _cartpole_sequences(config, layout, count):
     time_step = next_time_step
 
 
-def _write(config, address, versions):
-  """One sequence per version, written by the actors' SequenceWriter."""
+def _write(config, address, versions, steps=None):
+  """One sequence per version, written by the actors' SequenceWriter: of
+  `steps` (default: new CartPole sequences)."""
   specs = specs_lib.derive_specs(config)
   client = reverb.Client(address)
   version = iter(versions)
   current = [None]
   writer = SequenceWriter(client, specs.replay_layout, lambda: False,
                           lambda: current[0])
-  steps = _cartpole_sequences(config, specs.replay_layout, len(versions))
+  if steps is None:
+    steps = _cartpole_sequences(config, specs.replay_layout, len(versions))
   for index, step in enumerate(steps):
     if index % specs.replay_layout.sequence_length == 0:
       current[0] = next(version)
@@ -249,6 +251,46 @@ def test_the_queue_hands_out_each_item_once_in_order():
     assert time.monotonic() - started < 5
   finally:
     server.stop()
+
+
+@pytest.mark.slow
+def test_a_server_killed_after_a_checkpoint_restores_the_same_queue(tmp_path):
+  """The queue is checkpointed and restored like any table: the items a
+  killed (-9) server checkpointed come back, each once, in order, with
+  their versions and steps."""
+  config = _config()
+  specs = specs_lib.derive_specs(config)
+  layout = specs.replay_layout
+  steps = list(_cartpole_sequences(config, layout, 4))
+  port = unused_port()
+  address = f'localhost:{port}'
+  start_server = lambda name: start_module('reverb_server', [
+      f'--flagfile={PPO_FLAGS}', *_SMALL, f'--port={port}',
+      f'--checkpoint_dir={tmp_path / "checkpoints"}',
+      '--replay_checkpoint_every_s=3600'], str(tmp_path / f'{name}.log'))
+  server = start_server('server')
+  try:
+    client = connect(address, timeout_s=120)
+    _write(config, address, [3, 1, 4, 1], steps)
+    assert client.server_info()[REPLAY_TABLE].current_size == 4
+    client.checkpoint()
+    server.send_signal(signal.SIGKILL)
+    server.wait()
+    server = start_server('server_restarted')
+    client = connect(address, timeout_s=120)
+    assert client.server_info()[REPLAY_TABLE].current_size == 4
+    reader = _queue_reader(address, specs, lambda: False)
+    taken = [_next_item(reader) for _ in range(4)]
+    assert [version for _, version in taken] == [3, 1, 4, 1]
+    for index, (packed, _) in enumerate(taken):
+      written = steps[index * layout.sequence_length:
+                      (index + 1) * layout.sequence_length]
+      np.testing.assert_array_equal(
+          layout.unpack_numpy(packed).observation,
+          np.stack([step.observation for step in written]))
+    assert client.server_info()[REPLAY_TABLE].current_size == 0
+  finally:
+    stop_processes([server])
 
 
 def test_a_round_is_one_sequence_of_each_env_whatever_episodes_end_in_it():
