@@ -53,8 +53,11 @@ class PriorityUpdater:
 
   `after_train_step` is the Learner's after_train_strategy_step_fn: it
   passes the batch's keys and |TD errors| out of the train function. Items
-  removed from the table before their update arrives are skipped by Reverb;
-  while the server is away, updates are dropped (and logged).
+  removed from the table before their update arrives are skipped by Reverb.
+  While the server is away, a call fails (its updates are dropped, counted
+  and logged) or, once the connection is seen down, waits for the server
+  (the updates arriving meanwhile merge into the next call); after a
+  restart, updates land on the restored items.
   """
 
   def __init__(self, address: str):
