@@ -6,6 +6,10 @@ ReverbAddTrajectoryObserver (every pair of consecutive steps), in the packed
 layout. Longer items (n-step returns) that would run past an episode's end
 are padded with copies of its last step (step_type LAST), so every
 transition of the episode starts an item and no item holds two episodes.
+That last step and its copies carry discount 1/gamma: the n-step target
+multiplies gamma * discount over the item's steps, so they add no
+discounting, and an episode cut by a time limit bootstraps with
+gamma ** (transitions left) (a terminal step's discount 0 still ends it).
 The writer never runs more than
 `max_in_flight_items` per env ahead of the server, and every wait on the
 server (the rate limiter holding an insert) wakes up twice a second to
@@ -52,8 +56,9 @@ class ReplayWriter:
   def __init__(self, client: reverb.Client, layout: ReplayLayout,
                should_stop: Callable[[], bool], num_envs: int = 1,
                max_in_flight_items: int = 8, log_wait_after_s: float = 30.0,
-               priority: float = 1.0):
+               priority: float = 1.0, gamma: float = 1.0):
     self._length = layout.sequence_length
+    self._last_step_discount = np.float32(1.0 / gamma)
     # Padding appends up to length - 2 steps to one env's column only.
     self._writer = client.trajectory_writer(
         num_keep_alive_refs=2 * self._length, validate_items=False)
@@ -73,6 +78,11 @@ class ReplayWriter:
   def __call__(self, trajectory) -> None:
     if self._should_stop():
       raise StopCollection(server_blocked=False)
+    last = trajectory.step_type == ts.StepType.LAST
+    if self._length > 2 and np.any(last):  # Padded items: see the docstring.
+      trajectory = trajectory._replace(discount=np.where(
+          last, self._last_step_discount, trajectory.discount).astype(
+              np.float32))
     packed = self._layout.pack(trajectory)
     packed = list(packed) if self._num_envs > 1 else [packed]
     self._writer.append(packed)
@@ -83,8 +93,7 @@ class ReplayWriter:
     # Items never span episodes: after the LAST -> FIRST step that closes an
     # env's episode, its next item starts with the next episode's first step.
     # (Reverb's end_episode would wait for the server here.)
-    for env in np.flatnonzero(
-        np.reshape(trajectory.step_type == ts.StepType.LAST, -1)):
+    for env in np.flatnonzero(np.reshape(last, -1)):
       for _ in range(self._length - 2):
         self._writer.append([packed[env] if i == env else None
                              for i in range(self._num_envs)])

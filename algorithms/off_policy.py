@@ -31,7 +31,8 @@ class OffPolicyBuilder(Builder):
                   num_envs):
     from actor.replay_writer import ReplayWriter
     return ReplayWriter(client, layout, should_stop, num_envs,
-                        priority=config.replay.initial_priority)
+                        priority=config.replay.initial_priority,
+                        gamma=config.agent.gamma)
 
   def make_collector(self, parts: CollectParts):
     from algorithms import experience_replay
