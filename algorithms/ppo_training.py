@@ -29,9 +29,6 @@ from common.replay_layout import ReplayLayout
 from common.replay_layout import STEP_COLUMN
 from common.replay_layout import VERSION_COLUMN
 
-# A wait for a fresh item this long (or 3x the longest so far) is a stall.
-MIN_STALL_S = 10.0
-
 
 def policy_lag(item_version: int, train_step: int,
                train_steps_per_iteration: int) -> int:
@@ -146,7 +143,8 @@ class PPOTraining:
           last_fresh = now
         else:
           self.stale_items_dropped += 1
-      if now - last_fresh >= max(MIN_STALL_S, 3 * self._longest_wait_s):
+      stall_s = max(self._ppo.stall_s, 3 * self._longest_wait_s)
+      if now - last_fresh >= stall_s:
         self._recover(self._ppo.items_per_iteration - len(items))
         self._count_next_wait = False
         last_fresh = time.monotonic()

@@ -236,9 +236,14 @@ class PPOConfig:
       True, help='PPO: normalize observations by running statistics.')
   normalize_rewards: bool = setting(
       True, help='PPO: normalize rewards by running statistics.')
+  stall_s: float = setting(
+      10.0, flag='ppo_stall_s', help='PPO: an iteration that got no fresh item '
+      'for this long (or 3x its longest wait for one so far) has stalled: '
+      'the learner pushes its weights again if the server holds others and '
+      'requests the missing rounds again.')
 
   def __post_init__(self):
-    _check_positive(self, 'steps_per_iteration', 'num_epochs')
+    _check_positive(self, 'steps_per_iteration', 'num_epochs', 'stall_s')
     _check(self.sequence_length >= 2,
            f'ppo_sequence_length must be >= 2, got {self.sequence_length}')
     _check(self.steps_per_iteration % self.sequence_length == 0,

@@ -1,5 +1,7 @@
 """The learner's tf.distribute strategy: default (CPU or one GPU), mirrored
 (all local GPUs, or logical CPUs for testing), TPU."""
+import socket
+
 from absl import logging
 import tensorflow as tf
 
@@ -37,13 +39,19 @@ def make_strategy(config: StrategySettings,
 
 def _tpu_resolver(tpu: str, connect_timeout_s: float):
   """The TPU's cluster resolver, once its address answers: connecting to a
-  TPU that is not there would wait forever."""
+  TPU that is not there would wait forever. A TPU name is looked up through
+  the GCE metadata server, which TF asks with no timeout: here each of its
+  calls gives up after connect_timeout_s."""
+  default_timeout = socket.getdefaulttimeout()
+  socket.setdefaulttimeout(connect_timeout_s)
   try:
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
   except Exception as e:  # pylint: disable=broad-except
     raise TPUUnreachableError(
         f'cannot resolve --tpu={tpu} ({type(e).__name__}: {e}): on a Cloud '
         f'TPU VM pass --tpu=local') from e
+  finally:
+    socket.setdefaulttimeout(default_timeout)
   address = resolver.master().replace('grpc://', '')
   host, _, port = address.rpartition(':')
   if host and port.isdigit() and not ports.wait_until_listening(

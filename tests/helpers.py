@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import portpicker
 
@@ -19,10 +19,16 @@ CARTPOLE_FLAGS = os.path.join(PROJECT_ROOT, 'configs', 'cartpole_dqn.flags')
 MINITAUR_FLAGS = os.path.join(PROJECT_ROOT, 'configs', 'minitaur_sac.flags')
 
 
+# Where TF's Cloud TPU client looks up a TPU name (the GCE metadata server):
+# a closed loopback port, so that no test reaches past this host.
+GCE_METADATA_HOST = '127.0.0.1:1'
+
+
 def child_env() -> dict:
   env = dict(os.environ)
   env['PYTHONPATH'] = os.pathsep.join(
       p for p in (PROJECT_ROOT, env.get('PYTHONPATH')) if p)
+  env['GCE_METADATA_HOST'] = GCE_METADATA_HOST
   return env
 
 
@@ -155,14 +161,20 @@ def unused_port() -> int:
 
 def scalar_values(summary_dir: str, tag: str) -> List[float]:
   """Every value TensorBoard event files under `summary_dir` hold for `tag`."""
+  return [value for _, value in scalar_steps(summary_dir, tag)]
+
+
+def scalar_steps(summary_dir: str, tag: str) -> List[Tuple[int, float]]:
+  """(step, value) of every `tag` event under `summary_dir`, by file and
+  order of writing."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   values = []
-  for path in glob.glob(os.path.join(summary_dir, '**', 'events.out.*'),
-                        recursive=True):
+  for path in sorted(glob.glob(os.path.join(summary_dir, '**',
+                                            'events.out.*'), recursive=True)):
     for event in tf.compat.v1.train.summary_iterator(path):
       for value in event.summary.value:
         if value.tag == tag:
-          values.append(float(tf.make_ndarray(value.tensor)))
+          values.append((event.step, float(tf.make_ndarray(value.tensor))))
   return values
 
 

@@ -56,6 +56,29 @@ def test_bad_experiment_is_one_error_line(module, args, message):
   assert message in errors[0]
 
 
+def test_a_tpu_lookup_nobody_answers_gives_up_after_the_timeout():
+  """The metadata server that resolves a TPU name accepts the connection
+  and never answers (a network that drops the lookup): the learner says so
+  after --connect_timeout_s instead of waiting forever."""
+  with socket.socket() as silent:
+    silent.bind(('127.0.0.1', 0))
+    silent.listen(8)  # Connections complete in the backlog; nothing reads.
+    host = f'127.0.0.1:{silent.getsockname()[1]}'
+    start = time.monotonic()
+    result = run_module('learner', [
+        f'--flagfile={CARTPOLE_FLAGS}', '--strategy=tpu',
+        '--tpu=no-such-tpu', '--connect_timeout_s=3',
+        '--root_dir=/tmp/unused'], _TIMEOUT_S,
+                        env={'GCE_METADATA_HOST': host})
+    seconds = time.monotonic() - start
+  assert result.returncode == 2, result.stderr[-2000:]
+  errors = _error_lines(result)
+  assert len(errors) == 1, result.stderr[-2000:]
+  assert 'TPUUnreachableError: cannot resolve --tpu=no-such-tpu' in errors[0]
+  assert 'timed out' in errors[0], errors[0]
+  print(f'gave up after {seconds:.1f}s')
+
+
 def test_launcher_repeats_a_childs_bad_input_error(tmp_path):
   # The launcher does not build the env itself: its children say what is
   # wrong, and it repeats that as its one error line.

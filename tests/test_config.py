@@ -185,7 +185,7 @@ def test_experiment_flags_are_the_flagfile_interface():
       'log_every_steps', 'ppo_steps_per_iteration', 'ppo_sequence_length',
       'max_policy_lag', 'num_epochs', 'importance_ratio_clipping',
       'entropy_regularization', 'gae_lambda', 'normalize_observations',
-      'normalize_rewards', 'seed'])
+      'normalize_rewards', 'ppo_stall_s', 'seed'])
 
 
 def test_process_settings_are_read_from_the_flags_their_fields_make():

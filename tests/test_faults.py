@@ -118,6 +118,9 @@ def _actor_progress(log_path):
     return [int(s) for s in re.findall(r'task=\d+ env_steps=(\d+)', f.read())]
 
 
+_RELAUNCHED_STEPS = 256
+
+
 def test_killed_actor_training_continues_and_relaunch_rejoins(job):
   job.wait_for(lambda: job.train_step() >= 300, 'train_step 300')
   job.kill('actor_1')
@@ -136,11 +139,12 @@ def test_killed_actor_training_continues_and_relaunch_rejoins(job):
   versions = re.findall(r'Got weights version (\d+)',
                         open(job.log_path('actor_1')).read())
   assert versions and int(versions[0]) >= killed_at, versions
-  inserts = job.client.server_info()[
-      'experience'].rate_limiter_info.insert_stats.completed
-  job.wait_for(lambda: job.client.server_info()['experience']
-               .rate_limiter_info.insert_stats.completed > inserts + 100,
-               'inserts after the relaunch')
+  # Its own items reach the server: its writer waits for each PPO sequence
+  # to be taken and holds at most 8 DQN items per env untaken, so it cannot
+  # step on far ahead of its inserts.
+  job.wait_for(lambda: max(_actor_progress(job.log_path('actor_1')),
+                           default=0) >= _RELAUNCHED_STEPS,
+               f'{_RELAUNCHED_STEPS} env steps of the relaunched actor')
 
 
 def _last_checkpoint_step(root_dir):
@@ -154,9 +158,43 @@ def _last_checkpoint_step(root_dir):
   return int(re.search(r'ckpt-(\d+)$', latest).group(1)) if latest else 0
 
 
+def _freeze_with_items_ahead_of_its_checkpoint(job):
+  """PPO: the learner stopped (SIGSTOP) while the queue holds items of its
+  latest weights, newer than its last checkpoint: a learner restored from
+  that checkpoint never pushed their version."""
+  learner = job.processes['learner']
+  deadline = time.monotonic() + 120
+  while True:
+    learner.send_signal(signal.SIGSTOP)
+    # The actors answer the requests it made before it stopped.
+    queued = time.monotonic() + 10
+    while time.monotonic() < queued and _queue_size(job.client) == 0:
+      time.sleep(0.2)
+    if _queue_size(job.client) and job.train_step() > _last_checkpoint_step(
+        job.root_dir):
+      return
+    learner.send_signal(signal.SIGCONT)
+    assert time.monotonic() < deadline, 'no items ahead of a checkpoint'
+    time.sleep(1.0)
+
+
+def _relaunched_progress(job):
+  """The progress records of the learner started last."""
+  written = records.read(run_dir.records_path(job.root_dir, records.LEARNER))
+  last_start = max(i for i, r in enumerate(written)
+                   if r.event == records.WEIGHTS_PUSHED)
+  return [r for r in written[last_start:] if r.event == records.PROGRESS]
+
+
+def _queue_size(client):
+  return client.server_info()['experience'].current_size
+
+
 def test_killed_learner_resumes_from_its_checkpoint(job):
   job.wait_for(lambda: _last_checkpoint_step(job.root_dir) >= 600,
                'a checkpoint at step >= 600')
+  if job.experiment == 'ppo':
+    _freeze_with_items_ahead_of_its_checkpoint(job)
   job.kill('learner')
   lost_from = job.train_step()
   checkpoint = _last_checkpoint_step(job.root_dir)
@@ -171,6 +209,11 @@ def test_killed_learner_resumes_from_its_checkpoint(job):
   assert pushed == checkpoint > 0
   job.wait_for(lambda: job.train_step() >= checkpoint + 300,
                'training to continue after the relaunch')
+  if job.experiment == 'ppo':
+    # The items of the version it never pushed were dropped, not trained on.
+    job.wait_for(lambda: _relaunched_progress(job), 'a progress record')
+    assert _relaunched_progress(job)[-1]['stale_items_dropped'] > 0, (
+        _relaunched_progress(job))
   print(f'learner resumed at {checkpoint} (killed near {lost_from}, '
         f'{lost_from - checkpoint} steps lost); training again '
         f'{time.monotonic() - relaunched:.1f}s after the relaunch')

@@ -22,6 +22,7 @@ from report import plot_lib
 from tests.helpers import CARTPOLE_FLAGS
 from tests.helpers import popen_module
 from tests.helpers import run_module
+from tests.helpers import scalar_steps
 from tests.helpers import scalar_values
 from tests.helpers import unused_port
 
@@ -164,27 +165,69 @@ def test_launcher_served_tensorboard(run):
       'train', 'eval', 'actors/task_0', 'actors/task_1'}, live
 
 
-_NONZERO_TAGS = {
-    'actors/task_0': ['Actor/env_steps_per_sec', 'Actor/episodes',
-                      'Actor/average_return', 'Actor/average_episode_length',
-                      'Actor/policy_version'],
-    'actors/task_1': ['Actor/env_steps_per_sec', 'Actor/episodes',
-                      'Actor/average_return', 'Actor/average_episode_length',
-                      'Actor/policy_version'],
-    'train': ['Learner/train_steps_per_sec', 'Losses/total_loss',
-              'Reverb/table_size', 'Reverb/inserts_per_sec',
+_RATES = {
+    'actors/task_0': ['Actor/env_steps_per_sec'],
+    'actors/task_1': ['Actor/env_steps_per_sec'],
+    'train': ['Learner/train_steps_per_sec', 'Reverb/inserts_per_sec',
               'Reverb/samples_per_sec', 'Reverb/samples_per_insert'],
-    'eval': ['Metrics/eval/AverageReturn', 'Metrics/eval/AverageEpisodeLength'],
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('summary_dir, tag', [
-    (d, tag) for d, tags in _NONZERO_TAGS.items() for tag in tags])
-def test_metric_is_written_and_positive(run, summary_dir, tag):
+    (d, tag) for d, tags in _RATES.items() for tag in tags])
+def test_rate_is_written_and_something_moved(run, summary_dir, tag):
   root_dir, _, _ = run
   values = scalar_values(os.path.join(root_dir, summary_dir), tag)
   assert values and max(values) > 0, (tag, values)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('task', [0, 1])
+def test_actor_metrics_agree_with_each_other(run, task):
+  """CartPole pays 1 a step: an actor's average return is its average
+  episode length at every write. Its episodes only grow, and it acts on
+  the versions the learner pushes: 0, 1 (after the first train step), and
+  multiples of --push_every_steps (50)."""
+  root_dir, _, _ = run
+  summaries = os.path.join(root_dir, 'actors', f'task_{task}')
+  returns = scalar_steps(summaries, 'Actor/average_return')
+  assert returns and returns == scalar_steps(
+      summaries, 'Actor/average_episode_length')
+  assert max(value for _, value in returns) > 9  # CartPole's shortest.
+  episodes = scalar_values(summaries, 'Actor/episodes')
+  assert episodes == sorted(episodes) and episodes[-1] > 0, episodes
+  versions = scalar_values(summaries, 'Actor/policy_version')
+  assert versions == sorted(versions) and versions[-1] >= 50, versions
+  assert all(v in (0, 1) or v % 50 == 0 for v in versions), versions
+
+
+@pytest.mark.slow
+def test_eval_metrics_are_the_results_written(run):
+  """Eval's TensorBoard scalars are the returns.csv rows, step for step;
+  a CartPole episode's return is its length."""
+  root_dir, _, _ = run
+  summaries = os.path.join(root_dir, 'eval')
+  written = [(int(row['train_step']), float(row['average_return']))
+             for row in read_eval_returns(returns_csv_path(root_dir))]
+  returns = scalar_steps(summaries, 'Metrics/eval/AverageReturn')
+  assert returns and [step for step, _ in returns] == [
+      step for step, _ in written], (returns, written)
+  assert [value for _, value in returns] == pytest.approx(
+      [value for _, value in written])
+  assert returns == scalar_steps(summaries,
+                                 'Metrics/eval/AverageEpisodeLength')
+
+
+@pytest.mark.slow
+def test_learner_losses_are_finite_and_the_table_fills(run):
+  root_dir, _, _ = run
+  summaries = os.path.join(root_dir, 'train')
+  losses = scalar_values(summaries, 'Losses/total_loss')
+  assert losses and all(np.isfinite(losses)), losses
+  sizes = scalar_values(summaries, 'Reverb/table_size')
+  # 2 actors x 3 envs insert until the end; the table never shrinks.
+  assert sizes == sorted(sizes) and sizes[-1] > 200, sizes
 
 
 @pytest.mark.slow

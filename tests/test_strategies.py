@@ -8,9 +8,17 @@ import re
 import signal
 import time
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
+from common import agents
+from common import cli
+from common import envs
+from common import specs as specs_lib
 from common.connection import connect
+from common.specs import VARIABLES_TABLE
+from common.weights import WeightsSync
 from common.tables import learner_train_step
 from tests.helpers import CARTPOLE_FLAGS
 from tests.helpers import MINITAUR_FLAGS
@@ -70,6 +78,27 @@ def test_two_replica_learner_trains_and_its_checkpoints_move_across_strategies(
     assert learner.wait(60) == 0, _text(log)[-3000:]
     return _text(log), restored
 
+  def served_weights():
+    return [np.asarray(column) for column in next(client.sample(
+        VARIABLES_TABLE, num_samples=1, emit_timesteps=False)).data]
+
+  def restores_the_weights(name, strategy_args, stopped_at):
+    """The weights the stopped learner pushed last (at `stopped_at`) are
+    those a learner on `strategy_args` restores from its checkpoint: it
+    pushes them over zeros, with nothing to train."""
+    pushed = served_weights()
+    assert int(pushed[-1]) == stopped_at  # train_step, the last column.
+    _push_zeros(address)
+    assert learner_train_step(client) == 0
+    learner = start(name, 'learner', [
+        f'--reverb_address={address}', f'--root_dir={root_dir}',
+        f'--max_train_steps={stopped_at}', *strategy_args])
+    assert learner.wait(120) == 0, _text(tmp_path / f'{name}.log')[-3000:]
+    restored = served_weights()
+    assert len(restored) == len(pushed)
+    for before, after in zip(pushed, restored):
+      np.testing.assert_array_equal(before, after)
+
   try:
     start('server', 'reverb_server', [f'--port={port}'])
     client = connect(address, timeout_s=120)
@@ -83,17 +112,31 @@ def test_two_replica_learner_trains_and_its_checkpoints_move_across_strategies(
                          'Learner/data_wait_fraction')
     stopped_at = int(re.search(r'Learner finished at train_step (\d+)',
                                log).group(1))
-    # The checkpoint written on stop under mirrored restores under default...
+    # The checkpoint written on stop under mirrored restores under default,
+    # weights and all...
+    restores_the_weights('default_restore', [], stopped_at)
     log, restored = run_learner('default', [], steps=200)
     assert restored == stopped_at > 0
     assert 'Learner on 1 replica(s) x 64 = global batch 64' in log
     stopped_at = int(re.search(r'Learner finished at train_step (\d+)',
                                log).group(1))
     # ... and the other way round.
+    restores_the_weights('mirrored_restore', _MIRRORED, stopped_at)
     _, restored = run_learner('mirrored_again', _MIRRORED, steps=200)
     assert restored == stopped_at
   finally:
     stop_processes(processes)
+
+
+def _push_zeros(address):
+  """Serves weights of zeros, at version 0, as a learner's push does."""
+  config = cli.parse_experiment([f'--flagfile={CARTPOLE_FLAGS}'])
+  agent, train_step = agents.make_agent(config,
+                                        envs.load_env(config.env, seed=0))
+  variables = specs_lib.variables_nest(agent, train_step)
+  for variable in tf.nest.flatten(variables):
+    variable.assign(tf.zeros_like(variable))
+  WeightsSync(address, variables).push()
 
 
 @pytest.mark.parametrize('flagfile, args', [
