@@ -1,7 +1,7 @@
-"""The topology learns: CartPole-v0 DQN to its flagfile's stated target,
-prioritized n-step DQN to the return every measured run reached,
-CartPole-v0 PPO over its queue, and Pendulum-v1 SAC to its flagfile's
-stated target. An agent that does not learn (learning rate 0) fails each."""
+"""The topology learns: CartPole-v0 DQN and Pendulum-v1 SAC to their
+flagfiles' stated targets, prioritized n-step DQN and CartPole-v0 PPO to
+the returns every measured run reached, each with a margin (BENCHMARKS.md,
+"Learning test budgets"). An agent that does not learn fails each."""
 import os
 
 import pytest
@@ -38,9 +38,13 @@ def test_cartpole_dqn_learns(tmp_path, experiment, target_return):
           ['--eval_every_steps=500'])
 
 
-# CartPole PPO's target return (configs/cartpole_ppo.flags): 200. With 2
-# actors, seeds 0-9 reached it at 80-528 train steps (BENCHMARKS.md): the
-# test allows twice the slowest (66 iterations of 16 train steps).
+# CartPole PPO (configs/cartpole_ppo.flags, 2 actors): its greedy return
+# reaches the high 190s within a few hundred train steps, then swings; in
+# 23 runs it first reached 195 (CartPole-v0's "solved") by 528 train steps
+# at the latest, while 200 took up to 1296 and one run had not reached it
+# at 1056 (BENCHMARKS.md, "Learning test budgets"): the test asserts 195
+# within 1056 (66 iterations of 16 train steps).
+PPO_RETURN = 195.0
 PPO_MAX_TRAIN_STEPS = 1056
 
 
@@ -49,7 +53,7 @@ def test_cartpole_ppo_learns(tmp_path):
   """PPO through the real topology: 2 actors writing sequences to the
   queue, the learner's iterations."""
   _learns(tmp_path, flagfile_path('cartpole_ppo'), PPO_MAX_TRAIN_STEPS,
-          read_target('cartpole_ppo').average_return)
+          PPO_RETURN)
   # Synchronous PPO: the actors collected only the rounds the learner
   # requested, with the weights it requested them for. The one source of
   # stale items is a round requested again after an iteration stalled (on a
