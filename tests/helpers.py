@@ -185,3 +185,11 @@ def actor_items_written(log_path: str) -> int:
                        f.read())
   assert found, f'no final line in {log_path}'
   return int(found[-1])
+
+
+def assert_cartpole_step(before, after, message: str = '') -> None:
+  """`after` is the CartPole observation one step after `before`: the cart
+  moved as gym's physics moves it (x' = x + 0.02 * x_dot)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  np.testing.assert_allclose(after[0], before[0] + 0.02 * before[1],
+                             atol=1e-5, err_msg=message)

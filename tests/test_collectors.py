@@ -1,6 +1,5 @@
 """The builders' collectors in process: what a collect actor's rounds
 write."""
-import numpy as np
 import reverb
 
 from actor.episode_stats import EpisodeStats
@@ -12,9 +11,8 @@ from common import config as cfg
 from common import specs as specs_lib
 from reverb_server.server import ReplayServer
 from reverb_server.server import ServerSettings
+from tests.helpers import assert_cartpole_step
 from tests.helpers import unused_port
-
-_CARTPOLE_TAU = 0.02  # gym's CartPole: x' = x + tau * x_dot, every step.
 
 
 class _Recorder:
@@ -55,10 +53,7 @@ def test_the_policy_continues_from_the_envs_state_after_the_random_steps():
     collector.run_round()
     first, second = policy_steps.trajectories[:2]
     assert first.is_first() and not first.is_last()
-    np.testing.assert_allclose(
-        second.observation[0],
-        first.observation[0] + _CARTPOLE_TAU * first.observation[1],
-        rtol=1e-5)
+    assert_cartpole_step(first.observation, second.observation)
     writer.close(flush_timeout_s=5)
   finally:
     server.stop()

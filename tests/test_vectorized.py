@@ -16,11 +16,11 @@ from common import specs as specs_lib
 from common.config import REPLAY_TABLE
 from reverb_server.server import ReplayServer
 from reverb_server.server import ServerSettings
+from tests.helpers import assert_cartpole_step
 from tests.helpers import unused_port
 
 _NUM_ENVS = 3
 _STEPS = 600
-_CARTPOLE_TAU = 0.02  # gym's CartPole: x' = x + tau * x_dot, every step.
 
 
 class _StepTypes:
@@ -85,6 +85,5 @@ def test_batched_envs_write_consecutive_steps_of_one_env_per_item(n_step):
       # Consecutive steps of one env's episode: the cart moved as
       # CartPole's physics moves it.
       assert trajectory.next_step_type[k] == step_type[k + 1]
-      expected_x = observation[k, 0] + _CARTPOLE_TAU * observation[k, 1]
-      np.testing.assert_allclose(observation[k + 1, 0], expected_x, atol=1e-5)
+      assert_cartpole_step(observation[k], observation[k + 1])
   assert (padded > 0) == (n_step > 1)
