@@ -121,7 +121,7 @@ def _actor_progress(log_path):
 _RELAUNCHED_STEPS = 256
 
 
-def test_killed_actor_training_continues_and_relaunch_rejoins(job):
+def _killed_actor_training_continues_and_relaunch_rejoins(job):
   job.wait_for(lambda: job.train_step() >= 300, 'train_step 300')
   job.kill('actor_1')
   killed_at = job.train_step()
@@ -190,7 +190,7 @@ def _queue_size(client):
   return client.server_info()['experience'].current_size
 
 
-def test_killed_learner_resumes_from_its_checkpoint(job):
+def _killed_learner_resumes_from_its_checkpoint(job):
   job.wait_for(lambda: _last_checkpoint_step(job.root_dir) >= 600,
                'a checkpoint at step >= 600')
   if job.experiment == 'ppo':
@@ -235,7 +235,7 @@ def _log_text(job, name):
     return f.read()
 
 
-def test_server_restart_restores_replay_and_everyone_reconnects(job):
+def _server_restart_restores_replay_and_everyone_reconnects(job):
   job.wait_for(lambda: job.train_step() >= 300, 'train_step 300')
   server = job.processes.pop('reverb_server')
   step_before = job.train_step()
@@ -275,6 +275,14 @@ def test_server_restart_restores_replay_and_everyone_reconnects(job):
   print(f'server stopped in {stop_s:.1f}s with {checkpointed[-1]} items '
         f'checkpointed, restored {restored}; training again '
         f'{trained_s:.1f}s after the restart (train_step {step_before} before)')
+
+
+def test_killed_actor_then_learner_then_a_restarted_server(job):
+  """One job through three faults in turn: an actor killed (-9) and
+  relaunched, then the learner, then the server stopped and restarted."""
+  _killed_actor_training_continues_and_relaunch_rejoins(job)
+  _killed_learner_resumes_from_its_checkpoint(job)
+  _server_restart_restores_replay_and_everyone_reconnects(job)
 
 
 def test_learner_starved_of_data_says_why(tmp_path):
