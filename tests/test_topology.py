@@ -79,7 +79,9 @@ def test_cartpole_dqn_two_actors_learner_and_eval(tmp_path):
   assert _policy_checkpoint_steps(root_dir) == [600, 800, 1000]
 
 
-def test_minitaur_sac_smoke(tmp_path):
+def test_minitaur_sac_smoke_on_two_replicas(tmp_path):
+  """SAC's whole topology, its learner on MirroredStrategy with 2 replicas
+  (2 logical CPU devices: a 2-GPU learner's code path)."""
   root_dir = str(tmp_path / 'run')
   result = run_module('deploy.launch_local', [
       f'--flagfile={MINITAUR_FLAGS}', '--max_train_steps=200',
@@ -88,5 +90,8 @@ def test_minitaur_sac_smoke(tmp_path):
       '--pull_every_steps=25', '--eval_every_steps=200', '--eval_episodes=1',
       '--log_every_steps=50', '--checkpoint_every_steps=200',
       '--policy_save_every_steps=200', '--progress_every_s=2', '--actors=2',
-      f'--root_dir={root_dir}'], timeout_s=500)
+      '--strategy=mirrored', '--cpu_replicas=2', f'--root_dir={root_dir}'],
+                      timeout_s=500)
   _assert_finished_job(result, root_dir, max_train_steps=200, actors=2)
+  with open(os.path.join(root_dir, 'logs', 'learner.log')) as f:
+    assert 'Learner on 2 replica(s) x 16 = global batch 32' in f.read()
