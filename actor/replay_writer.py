@@ -58,7 +58,8 @@ class ReplayWriter:
                max_in_flight_items: int = 8, log_wait_after_s: float = 30.0,
                priority: float = 1.0, gamma: float = 1.0):
     self._length = layout.sequence_length
-    self._last_step_discount = np.float32(1.0 / gamma)
+    # (gamma 0: the target is the first reward alone, whatever this is.)
+    self._last_step_discount = np.float32(1.0 / gamma if gamma else 1.0)
     # Padding appends up to length - 2 steps to one env's column only.
     self._writer = client.trajectory_writer(
         num_keep_alive_refs=2 * self._length, validate_items=False)

@@ -22,6 +22,8 @@ def connect(address: str, timeout_s: float,
   """A client once the server at `address` answers (and, given `expected`,
   serves tables with their names and signatures), else raises."""
   deadline = time.monotonic() + timeout_s
+  logging.info('Connecting to the Reverb server at %s (waiting up to %.0fs)',
+               address, timeout_s)
   _wait_for_listener(address, deadline)
   client = reverb.Client(address)
   try:

@@ -16,4 +16,4 @@ if [ "${RL_SKIP_DOCKER_TESTS:-0}" != 1 ]; then
   bash "$repo/scripts/docker_setup.sh"
 fi
 cd "$repo"
-.venv/bin/python -m pytest -ra --durations=8 "$@"
+.venv/bin/python -m pytest -ra --durations=30 "$@"

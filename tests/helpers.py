@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Tuple
 
 import portpicker
 
+from common import run_dir
 from common import shutdown
 from common.connection import connect
 
@@ -176,6 +177,55 @@ def scalar_steps(summary_dir: str, tag: str) -> List[Tuple[int, float]]:
         if value.tag == tag:
           values.append((event.step, float(tf.make_ndarray(value.tensor))))
   return values
+
+
+def assert_finished_job(output: str, root_dir: str, max_train_steps: int,
+                        actors: int) -> None:
+  """What a launcher run that trained to `max_train_steps` leaves: its
+  output's last line, each actor's items and weights, eval's results up to
+  the last step, the checkpoints and policies."""
+  finished = re.search(r'Finished: train_step (\d+), env steps (\d+)', output)
+  assert finished, output[-3000:]
+  assert int(finished.group(1)) == max_train_steps
+  assert int(finished.group(2)) > 0
+  for task in range(actors):
+    log = os.path.join(root_dir, 'logs', f'actor_{task}.log')
+    assert actor_items_written(log) > 0, f'actor_{task} inserted nothing'
+    versions = scalar_values(
+        os.path.join(root_dir, 'actors', f'task_{task}'),
+        'Actor/policy_version')
+    assert versions and max(versions) > 0, (
+        f'actor_{task} never received new weights: {versions}')
+  rows = run_dir.read_eval_returns(run_dir.returns_csv_path(root_dir))
+  steps = [int(row['train_step']) for row in rows]
+  # Eval starts once training runs: its first evaluation is of the weights
+  # of that moment, its last of the final ones.
+  assert steps == sorted(steps) and steps[-1] == max_train_steps, steps
+  assert all(float(row['average_episode_length']) > 0 for row in rows)
+  checkpoints = os.listdir(os.path.join(root_dir, 'train', 'checkpoints'))
+  assert f'ckpt-{max_train_steps}.index' in checkpoints, checkpoints
+  assert os.path.exists(os.path.join(root_dir, 'policies', 'greedy_policy',
+                                     'saved_model.pb'))
+  policy_steps = policy_checkpoint_steps(root_dir)
+  assert policy_steps[-1] == max_train_steps, policy_steps
+  assert len(policy_steps) <= run_dir.CHECKPOINTS_KEPT, policy_steps
+
+
+def policy_checkpoint_steps(root_dir: str) -> List[int]:
+  return [int(path[-10:]) for path in run_dir.policy_checkpoints(root_dir)]
+
+
+def log_time(log_text: str, message: str) -> float:
+  """Epoch seconds of the first absl log line (`I1206 07:15:01.123456 ...`)
+  holding `message`: when the process itself says it happened."""
+  import datetime  # pylint: disable=g-import-not-at-top
+  for line in log_text.splitlines():
+    stamp = re.match(r'[IWEF](\d{4} \d\d:\d\d:\d\d\.\d+) ', line)
+    if stamp and message in line:
+      year = datetime.date.today().year
+      return datetime.datetime.strptime(
+          f'{year}{stamp.group(1)}', '%Y%m%d %H:%M:%S.%f').timestamp()
+  raise AssertionError(f'no log line with {message!r}')
 
 
 def actor_items_written(log_path: str) -> int:

@@ -1,4 +1,5 @@
-"""What users look at, from a real short run: TensorBoard metrics, the
+"""A real short CartPole DQN run through the launcher (2 vectorized
+actors, the learner, eval) and what users look at: TensorBoard metrics, the
 return plot, the status screen and TensorBoard started by the launcher."""
 import contextlib
 import json
@@ -20,6 +21,8 @@ from common.run_dir import read_eval_returns
 from common.run_dir import returns_csv_path
 from report import plot_lib
 from tests.helpers import CARTPOLE_FLAGS
+from tests.helpers import assert_finished_job
+from tests.helpers import policy_checkpoint_steps
 from tests.helpers import popen_module
 from tests.helpers import run_module
 from tests.helpers import scalar_steps
@@ -30,7 +33,7 @@ _RUN = [f'--flagfile={CARTPOLE_FLAGS}', '--max_train_steps=3000',
         '--initial_collect_steps=200', '--push_every_steps=50',
         '--pull_every_steps=50', '--eval_every_steps=500',
         '--eval_episodes=2', '--log_every_steps=100',
-        '--checkpoint_every_steps=1000', '--policy_save_every_steps=3000',
+        '--checkpoint_every_steps=1000', '--policy_save_every_steps=500',
         '--rate_limiter_slack_steps=100', '--actors=2', '--progress_every_s=2',
         '--envs_per_actor=3']  # Vectorized actors, end to end.
 # How long a hold (see `run`) may wait for eval's first result or TensorBoard
@@ -127,6 +130,15 @@ def _poll_tensorboard(url, launcher, live, deadline):
     except OSError:
       pass
     time.sleep(1)
+
+
+@pytest.mark.slow
+def test_the_job_trained_to_its_last_step(run):
+  """2 vectorized actors, the learner and eval, through the launcher."""
+  root_dir, output, _ = run
+  assert_finished_job(output, root_dir, max_train_steps=3000, actors=2)
+  # Saved every 500 steps: the older ones were pruned.
+  assert policy_checkpoint_steps(root_dir) == [2000, 2500, 3000]
 
 
 @pytest.mark.slow
