@@ -84,7 +84,8 @@ def start_runtime(config: ExperimentConfig, settings: ActorSettings,
   client = connection.connect(
       settings.reverb_address, settings.connect_timeout_s,
       expected=tables.experiment_tables(
-          config, specs_lib.specs_of(config, agent, train_step)))
+          config, specs_lib.specs_of(config, agent, train_step)),
+      should_stop=lambda: stop.requested)
   connection.ServerWatch(settings.reverb_address, stop)
   weights = WeightsSync(
       settings.reverb_address, specs_lib.variables_nest(agent, train_step),

@@ -1,7 +1,7 @@
 """Connecting to the Reverb server, and watching that it answers."""
 import threading
 import time
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from absl import logging
 import reverb
@@ -18,13 +18,15 @@ class ReverbConnectionError(UserError, ConnectionError):
 
 
 def connect(address: str, timeout_s: float,
-            expected: Optional[List[reverb.Table]] = None) -> reverb.Client:
+            expected: Optional[List[reverb.Table]] = None,
+            should_stop: Callable[[], bool] = lambda: False) -> reverb.Client:
   """A client once the server at `address` answers (and, given `expected`,
-  serves tables with their names and signatures), else raises."""
+  serves tables with their names and signatures), else raises; raises
+  InterruptedError once `should_stop()` while nothing listens there."""
   deadline = time.monotonic() + timeout_s
   logging.info('Connecting to the Reverb server at %s (waiting up to %.0fs)',
                address, timeout_s)
-  _wait_for_listener(address, deadline)
+  _wait_for_listener(address, deadline, should_stop)
   client = reverb.Client(address)
   try:
     client.server_info(timeout=max(1, int(deadline - time.monotonic())))
@@ -37,7 +39,8 @@ def connect(address: str, timeout_s: float,
   return client
 
 
-def _wait_for_listener(address: str, deadline: float) -> None:
+def _wait_for_listener(address: str, deadline: float,
+                       should_stop: Callable[[], bool]) -> None:
   """Until something listens at `address` (host:port), at most to deadline.
 
   A gRPC channel whose connection was refused waits about a second before it
@@ -48,8 +51,11 @@ def _wait_for_listener(address: str, deadline: float) -> None:
   if not host or not port.isdigit():
     return  # Not host:port; gRPC resolves it.
   # If nothing answers, the server_info call that follows says so.
+  def stop_waiting():
+    if should_stop():
+      raise InterruptedError(f'stopped while connecting to {address}')
   ports.wait_until_listening(host, int(port), deadline - time.monotonic(),
-                             poll_s=0.05)
+                             poll_s=0.05, between_tries=stop_waiting)
 
 
 class ServerWatch:

@@ -79,7 +79,8 @@ def run_learner(config: ExperimentConfig, settings: LearnerSettings,
   env.close()
   specs = specs_lib.specs_of(config, agent, train_step)
   connection.connect(settings.reverb_address, settings.connect_timeout_s,
-                     expected=tables.experiment_tables(config, specs))
+                     expected=tables.experiment_tables(config, specs),
+                     should_stop=lambda: stop.requested)
   connection.ServerWatch(settings.reverb_address, stop)
   status = StatusPublisher(settings.reverb_address)
   records = records_lib.RecordWriter(settings.root_dir, records_lib.LEARNER,

@@ -19,6 +19,7 @@ from common.tables import learner_train_step
 from tests.helpers import CARTPOLE_FLAGS
 from tests.helpers import PROJECT_ROOT
 from tests.helpers import child_env
+from tests.helpers import log_time
 from tests.helpers import start_module
 from tests.helpers import stop_processes
 from tests.helpers import unused_port
@@ -317,6 +318,31 @@ def test_actor_waiting_for_weights_stops_cleanly_on_sigterm(tmp_path):
         job.log_path('actor_0')).read()
   finally:
     job.stop()
+
+
+@pytest.mark.parametrize('module', ['actor', 'learner'])
+def test_a_stop_while_connecting_ends_the_wait(tmp_path, module):
+  """No server at its address: a SIGTERM ends the wait for one (up to
+  --connect_timeout_s), within the half second of a poll, not after it."""
+  log = str(tmp_path / f'{module}.log')
+  process = start_module(module, [
+      *_FLAGS, f'--reverb_address=localhost:{unused_port()}',
+      '--connect_timeout_s=120', f'--root_dir={tmp_path}'], log)
+  try:
+    deadline = time.monotonic() + 120
+    while 'Connecting to the Reverb server' not in open(log).read():
+      assert process.poll() is None, open(log).read()[-3000:]
+      assert time.monotonic() < deadline, 'never started connecting'
+      time.sleep(0.2)
+    signalled = time.time()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    text = open(log).read()
+    assert 'stopped while connecting to localhost:' in text, text[-3000:]
+    # Its own clock: the stop came before the forced exit at 20 s.
+    assert log_time(text, 'stopped while connecting') - signalled < 2.0
+  finally:
+    stop_processes([process])
 
 
 def test_whole_job_stopped_at_once_exits_within_seconds(tmp_path):

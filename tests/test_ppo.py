@@ -454,9 +454,10 @@ def test_sigterm_while_waiting_on_the_queue_saves_what_was_trained(tmp_path):
     assert (finished.event, finished['train_step'], finished['reason']) == (
         records.FINISHED, 8, 'received SIGTERM'), finished
     assert os.path.exists(tmp_path / 'train' / 'checkpoints' / 'ckpt-8.index')
-    # As the README says: the wait on the queue ends, the checkpoint is
-    # saved and the learner has finished within a second (its own clock).
-    assert finished.time - signalled <= 1.0, finished.time - signalled
+    # As the README says: the wait on the queue ends (a 0.5 s slice), the
+    # checkpoint is saved and the learner has finished within 2 s (its own
+    # clock), long before the forced exit.
+    assert finished.time - signalled <= 2.0, finished.time - signalled
 
 
 def _wait_for(condition, processes, timeout_s=120):
