@@ -20,7 +20,7 @@ from tests.helpers import run_module
 # budgets").
 #
 # Prioritized replay with 3-step returns (configs/cartpole_dqn_per.flags)
-# reached 200 within 20000 train steps in 19 of 22 runs; in the other 3
+# reached 200 within 20000 train steps in 20 of 24 runs; in the other 4
 # its greedy return stayed at 169-198 for 20000-40000 steps (DQN with
 # gamma 1 and no target network can settle there). Every run reached 150,
 # by 12510 train steps at the latest: the test asserts that, within the
