@@ -1,4 +1,5 @@
 """Running the project's binaries as real processes, and reading their output."""
+import datetime
 import glob
 import os
 import re
@@ -9,10 +10,12 @@ import threading
 import time
 from typing import Dict, List, Optional, Tuple
 
+import numpy as np
 import portpicker
 
 from common import run_dir
 from common import shutdown
+from common.config import REPLAY_TABLE
 from common.connection import connect
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -211,6 +214,19 @@ def assert_finished_job(output: str, root_dir: str, max_train_steps: int,
   assert len(policy_steps) <= run_dir.CHECKPOINTS_KEPT, policy_steps
 
 
+def replay_items_by_key(client, count: int) -> Dict[int, object]:
+  """Every item of the replay table, which holds `count` items of equal
+  priority (sampled with replacement until each was drawn): key -> its
+  packed steps."""
+  items = {}
+  while len(items) < count:
+    for sample in client.sample(REPLAY_TABLE, num_samples=10 * count,
+                                emit_timesteps=False):
+      items[int(sample.info.key)] = sample.data[0]
+  assert len(items) == count
+  return items
+
+
 def policy_checkpoint_steps(root_dir: str) -> List[int]:
   return [int(path[-10:]) for path in run_dir.policy_checkpoints(root_dir)]
 
@@ -218,7 +234,6 @@ def policy_checkpoint_steps(root_dir: str) -> List[int]:
 def log_time(log_text: str, message: str) -> float:
   """Epoch seconds of the first absl log line (`I1206 07:15:01.123456 ...`)
   holding `message`: when the process itself says it happened."""
-  import datetime  # pylint: disable=g-import-not-at-top
   for line in log_text.splitlines():
     stamp = re.match(r'[IWEF](\d{4} \d\d:\d\d:\d\d\.\d+) ', line)
     if stamp and message in line:
@@ -240,6 +255,5 @@ def actor_items_written(log_path: str) -> int:
 def assert_cartpole_step(before, after, message: str = '') -> None:
   """`after` is the CartPole observation one step after `before`: the cart
   moved as gym's physics moves it (x' = x + 0.02 * x_dot)."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
   np.testing.assert_allclose(after[0], before[0] + 0.02 * before[1],
                              atol=1e-5, err_msg=message)

@@ -17,6 +17,7 @@ from common import agents
 from common import config as cfg
 from common import specs as specs_lib
 from common.config import REPLAY_TABLE
+from tests.helpers import replay_items_by_key
 
 _N_STEP = 3
 _GAMMA = 0.9
@@ -94,13 +95,8 @@ def test_n_step_targets_at_terminal_and_truncated_ends_on_one_batched_step():
       writer(trajectory.from_transition(time_step, action, next_time_step))
       time_step = next_time_step
     writer.close(flush_timeout_s=10)
-    size = client.server_info()[REPLAY_TABLE].current_size
-    by_key = {}
-    while len(by_key) < size:  # Uniform with replacement: until each seen.
-      by_key.update((int(sample.info.key), sample.data[0])
-                    for sample in client.sample(
-                        REPLAY_TABLE, num_samples=10 * size,
-                        emit_timesteps=False))
+    by_key = replay_items_by_key(
+        client, client.server_info()[REPLAY_TABLE].current_size)
   finally:
     server.stop()
   items = {}  # (env id, start t) -> packed item; ends of episodes repeat.

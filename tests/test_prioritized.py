@@ -33,6 +33,7 @@ from learner import replay_input
 from reverb_server.server import ReplayServer
 from reverb_server.server import ServerSettings
 from tests.helpers import PROJECT_ROOT
+from tests.helpers import replay_items_by_key
 from tests.helpers import start_training
 from tests.helpers import stop_processes
 
@@ -124,17 +125,6 @@ def _write_cartpole_items(config, address, layout, agent, count):
   return writer.items_written
 
 
-def _items_by_key(client, count):
-  """Every item of the replay table (all at one priority: drawn alike)."""
-  items = {}
-  while len(items) < count:
-    for sample in client.sample(REPLAY_TABLE, num_samples=10 * count,
-                                emit_timesteps=False):
-      items[int(sample.info.key)] = sample.data[0]
-  assert len(items) == count
-  return items
-
-
 def test_a_train_step_weights_its_loss_and_sends_each_keys_td_error(
     tmp_path, monkeypatch):
   """One train step of the learner's own prioritized training, against a
@@ -158,7 +148,7 @@ def test_a_train_step_weights_its_loss_and_sends_each_keys_td_error(
   try:
     count = _write_cartpole_items(config, address, specs.replay_layout,
                                   agent, 24)
-    items = _items_by_key(client, count)
+    items = replay_items_by_key(client, count)
     keys = sorted(items)
     # Priorities 0.1 .. 4.7: sampling probabilities 10x apart.
     set_to = {key: 0.1 + 0.2 * index for index, key in enumerate(keys)}
@@ -227,7 +217,7 @@ def test_priorities_survive_a_checkpoint_and_updates_resume_after_a_restart(
   specs = specs_lib.derive_specs(config)
   count = _write_cartpole_items(config, address, specs.replay_layout, agent,
                                 8)
-  keys = sorted(_items_by_key(client, count))
+  keys = sorted(replay_items_by_key(client, count))
   updater = priorities.PriorityUpdater(address)
 
   def send(updates):
