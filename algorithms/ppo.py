@@ -55,11 +55,12 @@ class PPO(Builder):
     return config.ppo.sequence_length
 
   def make_agent(self, config, time_step_spec, action_spec, train_step):
-    """Clipped PPO whose learner computes advantages (GAE) from the value
-    predictions the actors' collect policy recorded, and updates the
-    normalizers once per iteration (as TF-Agents' PPOLearner does)."""
+    """Clipped PPO whose learner computes advantages (GAE, truncations
+    bootstrapped: algorithms/ppo_advantages.py) from the value predictions
+    the actors' collect policy recorded, and updates the normalizers once
+    per iteration (as TF-Agents' PPOLearner does)."""
     import tensorflow as tf
-    from tf_agents.agents.ppo import ppo_clip_agent
+    from algorithms import ppo_advantages
     from tf_agents.networks import actor_distribution_network
     from tf_agents.networks import value_network
 
@@ -71,7 +72,7 @@ class PPO(Builder):
     value_net = value_network.ValueNetwork(
         observation_spec, fc_layer_params=agent.critic_fc_layer_params,
         activation_fn=tf.keras.activations.tanh)
-    return ppo_clip_agent.PPOClipAgent(
+    return ppo_advantages.PPOClipAgent(
         time_step_spec, action_spec,
         optimizer=tf.keras.optimizers.Adam(learning_rate=agent.learning_rate),
         actor_net=actor_net, value_net=value_net,

@@ -12,7 +12,7 @@ from common.errors import ConfigError
 from common.settings import setting
 
 AGENT_KINDS = algorithms.KINDS
-ENV_SUITES = ('auto', 'gym', 'pybullet')
+ENV_SUITES = ('auto', 'gym', 'pybullet', 'gymnasium')
 RATE_LIMITERS = ('sample_to_insert', 'min_size')
 SAMPLERS = ('uniform', 'prioritized')
 STRATEGIES = ('default', 'mirrored', 'tpu')
@@ -43,21 +43,16 @@ def _check_positive(owner, *names: str) -> None:
 class EnvConfig:
   """Which environment to load, and from which TF-Agents suite."""
   name: str = setting('CartPole-v0', flag='env',
-                      help='Environment name (gym or pybullet).')
+                      help='Environment name (gym, pybullet or Gymnasium).')
   suite: str = setting('auto', flag='env_suite', enum=ENV_SUITES,
-                       help='TF-Agents suite to load --env with; auto picks '
-                       'pybullet for *Bullet* names, else gym.')
+                       help='Suite to load --env with; auto picks pybullet '
+                       'for *Bullet* names, gym for names gym 0.23 '
+                       'registers, else gymnasium.')
 
   def __post_init__(self):
     _check(bool(self.name), 'env name must not be empty')
     _check(self.suite in ENV_SUITES,
            f'env suite must be one of {ENV_SUITES}, got {self.suite!r}')
-
-  @property
-  def resolved_suite(self) -> str:
-    if self.suite != 'auto':
-      return self.suite
-    return 'pybullet' if 'Bullet' in self.name else 'gym'
 
 
 _TUTORIAL = "the agent's tutorial value"

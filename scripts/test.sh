@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs everything, then runs the whole test suite: unit tests,
+# Installs everything (the venv, Debian's libosmesa6), then runs the whole test suite: unit tests,
 # integration tests with real processes, the CartPole learning test, and the
 # docker compose end-to-end test (scripts/docker_setup.sh installs and starts
 # a Docker engine for it, and stops the engine again if it started it).
@@ -9,6 +9,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$repo/scripts/setup_venv.sh"
+bash "$repo/scripts/system_packages.sh"
 export STATE="${STATE:-/tmp/rl-docker}"
 if [ "${RL_SKIP_DOCKER_TESTS:-0}" != 1 ]; then
   rm -f "$STATE/dockerd.pid"

@@ -9,6 +9,7 @@ import pytest
 from benchmarks import targets
 from common import cli
 from common import config as cfg
+from common import envs
 from common import ports
 from common import run_dir
 from common import settings
@@ -23,7 +24,7 @@ def _parse(*args) -> cfg.ExperimentConfig:
 def test_cartpole_flagfile_is_the_dqn_tutorial():
   config = _parse(f'--flagfile={CARTPOLE_FLAGS}')
   assert config.env == cfg.EnvConfig('CartPole-v0', 'auto')
-  assert config.env.resolved_suite == 'gym'
+  assert envs.resolve_suite(config.env) == 'gym'
   assert config.agent == cfg.AgentConfig('dqn')
   assert config.agent.fc_layer_params == (100, 50)
   assert config.agent.batch_size == 64 and config.agent.learning_rate == 1e-3
@@ -34,7 +35,7 @@ def test_cartpole_flagfile_is_the_dqn_tutorial():
 
 def test_minitaur_flagfile_is_the_sac_tutorial():
   config = _parse(f'--flagfile={MINITAUR_FLAGS}')
-  assert config.env.resolved_suite == 'pybullet'
+  assert envs.resolve_suite(config.env) == 'pybullet'
   assert config.agent == cfg.AgentConfig('sac')
   assert config.agent.critic_fc_layer_params == (256, 256)
   assert config.agent.target_update_tau == 0.005
