@@ -131,4 +131,5 @@ def _load_gymnasium(name: str):
   try:
     return gymnasium_env.GymnasiumEnv(env)
   except TypeError as e:
+    env.close()
     raise EnvError(f'env {name!r}: {e}') from e

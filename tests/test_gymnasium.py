@@ -34,6 +34,14 @@ gymnasium.register('test/Countdown-v0', entry_point=_Countdown,
                    max_episode_steps=4)
 
 
+class _DictObservations(_Countdown):
+  observation_space = gymnasium.spaces.Dict(
+      {'left': gymnasium.spaces.Box(-200.0, 200.0, (1,))})
+
+
+gymnasium.register('test/DictObservations-v0', entry_point=_DictObservations)
+
+
 def _load(name, seed=0):
   return envs.load_env(EnvConfig(name, 'gymnasium'), seed=seed)
 
@@ -152,6 +160,13 @@ def test_halfcheetah_renders_headless():
   frame = env.render('rgb_array')
   assert frame.dtype == np.uint8 and frame.shape == (480, 480, 3)
   assert frame.std() > 0  # A picture, not a blank.
+
+
+def test_an_unsupported_space_fails_clearly():
+  with pytest.raises(envs.EnvError, match=r"env 'test/DictObservations-v0': "
+                     r'the observation space Dict.* is not supported \(only '
+                     r'Box and Discrete\)'):
+    _load('test/DictObservations-v0')
 
 
 @pytest.mark.parametrize('name,module,package', [

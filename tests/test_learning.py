@@ -1,5 +1,5 @@
-"""The topology learns: CartPole-v0 DQN and Pendulum-v1 SAC to their
-flagfiles' stated targets, prioritized n-step DQN and CartPole-v0 PPO to
+"""The topology learns: CartPole-v0 DQN and Pendulum-v1 SAC (Gymnasium's)
+to their flagfiles' stated targets, prioritized n-step DQN and CartPole-v0 PPO to
 the returns every measured run reached, each with a margin (BENCHMARKS.md,
 "Learning test budgets"). An agent that does not learn fails each."""
 import os
@@ -95,9 +95,13 @@ def _learns(tmp_path, flagfile, max_train_steps, target, args=()):
 
 
 @pytest.mark.slow
-def test_pendulum_sac_learns(tmp_path):
-  """The SAC path learns through the real topology: configs/pendulum_sac.flags
-  reaches the return it states within its train steps (~1-2 minutes)."""
+def test_pendulum_sac_learns_on_gymnasium(tmp_path):
+  """The SAC path learns through the real topology on a Gymnasium env
+  (common/gymnasium_env.py): configs/pendulum_sac.flags with Gymnasium's
+  Pendulum-v1 (the same dynamics as gym's) reaches the return the flagfile
+  states within its train steps (~1 minute)."""
   target = read_target('pendulum_sac')
   _learns(tmp_path, flagfile_path('pendulum_sac'), target.train_steps,
-          target.average_return)
+          target.average_return, ['--env_suite=gymnasium'])
+  flags = open(tmp_path / 'run' / 'experiment.flags').read()
+  assert '--env_suite=gymnasium' in flags.splitlines(), flags
