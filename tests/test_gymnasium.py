@@ -103,12 +103,21 @@ def test_termination_has_discount_0_and_truncation_discount_1():
   assert last == start - 4
 
 
-def test_halfcheetah_truncates_once_at_1000_with_discount_1():
-  env = _load('HalfCheetah-v5', seed=1)
+def _random_steps(name, seed, num_steps):
+  """reset() and `num_steps` steps of uniformly random actions (drawn the
+  same for every seed) of env `name` seeded with `seed`."""
+  env = _load(name, seed=seed)
   rng = np.random.default_rng(0)
   spec = env.action_spec()
-  steps = _run(env, [rng.uniform(spec.minimum, spec.maximum)
-                     for _ in range(1001)])
+  actions = [rng.integers(spec.minimum, spec.maximum + 1)
+             if spec.dtype == np.int64
+             else rng.uniform(spec.minimum, spec.maximum)
+             for _ in range(num_steps)]
+  return _run(env, actions)
+
+
+def test_halfcheetah_truncates_once_at_1000_with_discount_1():
+  steps = _random_steps('HalfCheetah-v5', 1, 1001)
   lasts = [i for i, step in enumerate(steps) if step.is_last()]
   assert lasts == [1000]
   assert float(steps[1000].discount) == 1.0
@@ -117,11 +126,7 @@ def test_halfcheetah_truncates_once_at_1000_with_discount_1():
 
 
 def test_hopper_terminates_early_with_discount_0():
-  env = _load('Hopper-v5', seed=1)
-  rng = np.random.default_rng(0)
-  spec = env.action_spec()
-  steps = _run(env, [rng.uniform(spec.minimum, spec.maximum)
-                     for _ in range(200)])
+  steps = _random_steps('Hopper-v5', 1, 200)
   lasts = [i for i, step in enumerate(steps) if step.is_last()]
   assert lasts and lasts[0] < 1000
   assert all(float(steps[i].discount) == 0.0 for i in lasts)
@@ -130,14 +135,7 @@ def test_hopper_terminates_early_with_discount_0():
 
 
 def _episodes(name, seed, num_steps):
-  env = _load(name, seed=seed)
-  rng = np.random.default_rng(0)
-  spec = env.action_spec()
-  actions = [rng.integers(spec.minimum, spec.maximum + 1)
-             if spec.dtype == np.int64
-             else rng.uniform(spec.minimum, spec.maximum)
-             for _ in range(num_steps)]
-  steps = _run(env, actions)
+  steps = _random_steps(name, seed, num_steps)
   return (np.stack([step.observation for step in steps]),
           [int(step.step_type) for step in steps])
 
