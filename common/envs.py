@@ -106,11 +106,7 @@ def _render_kwargs(gymnasium, name: str) -> dict:
 def _load_gymnasium(name: str):
   from common import gymnasium_env  # pylint: disable=g-import-not-at-top
   gymnasium_env.use_headless_rendering()
-  try:
-    import gymnasium  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise EnvError(f'env {name!r} needs Gymnasium: pip install '
-                   f'{_pinned("gymnasium")}') from e
+  import gymnasium  # pylint: disable=g-import-not-at-top
   if name.startswith('ALE/'):
     try:
       import ale_py  # pylint: disable=g-import-not-at-top
