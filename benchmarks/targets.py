@@ -11,7 +11,9 @@ from benchmarks.experiments import PROJECT_ROOT
 from common import run_dir
 
 SHIPPED = ('cartpole_dqn', 'cartpole_dqn_per', 'acrobot_dqn', 'pendulum_sac',
-           'halfcheetah_sac', 'minitaur_sac', 'cartpole_ppo', 'pendulum_ppo')
+           'halfcheetah_sac', 'minitaur_sac', 'cartpole_ppo', 'pendulum_ppo',
+           'halfcheetah_v5_sac', 'hopper_v5_sac', 'lunarlander_dqn',
+           'hopper_v5_ppo')
 TARGET_LINE = re.compile(
     r'^# Target: eval return >= (-?[\d.]+) within (\d+) train steps\.$',
     re.MULTILINE)
