@@ -35,6 +35,8 @@ class DQN(OffPolicyBuilder):
     from tf_agents.utils import common as tfa_common
 
     agent = config.agent
+    td_losses = {'squared': tfa_common.element_wise_squared_loss,
+                 'huber': tfa_common.element_wise_huber_loss}
     num_actions = int(action_spec.maximum - action_spec.minimum + 1)
     hidden = [tf.keras.layers.Dense(
         units, activation=tf.keras.activations.relu,
@@ -51,7 +53,7 @@ class DQN(OffPolicyBuilder):
         q_network=sequential.Sequential(hidden + [q_values]),
         optimizer=tf.keras.optimizers.Adam(learning_rate=agent.learning_rate),
         epsilon_greedy=agent.epsilon_greedy,
-        td_errors_loss_fn=tfa_common.element_wise_squared_loss,
+        td_errors_loss_fn=td_losses[agent.td_loss],
         gamma=agent.gamma,
         target_update_tau=agent.target_update_tau,
         target_update_period=agent.target_update_period,

@@ -15,6 +15,7 @@ AGENT_KINDS = algorithms.KINDS
 ENV_SUITES = ('auto', 'gym', 'pybullet', 'gymnasium')
 RATE_LIMITERS = ('sample_to_insert', 'min_size')
 SAMPLERS = ('uniform', 'prioritized')
+TD_LOSSES = ('squared', 'huber')
 STRATEGIES = ('default', 'mirrored', 'tpu')
 
 # The experience table, whatever its sampler (DQN, SAC) or a queue (PPO).
@@ -87,6 +88,9 @@ class AgentConfig:
   n_step: int = setting(
       1, lower_bound=1, help='DQN: n-step returns; each replay item holds '
       'n_step + 1 consecutive steps of one episode.')
+  td_loss: str = setting(
+      'squared', enum=TD_LOSSES, help='DQN: the loss of a TD error: squared '
+      '(the DQN tutorial) or huber (Nature DQN, the RL Baselines3 Zoo).')
 
   def __post_init__(self):
     for name, value in algorithms.get(self.kind).defaults.items():
@@ -106,6 +110,8 @@ class AgentConfig:
     _check(0.0 <= self.epsilon_greedy <= 1.0,
            f'epsilon_greedy must be in [0, 1], got {self.epsilon_greedy}')
     _check(self.n_step >= 1, f'n_step must be >= 1, got {self.n_step}')
+    _check(self.td_loss in TD_LOSSES,
+           f'td_loss must be one of {TD_LOSSES}, got {self.td_loss!r}')
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,6 +7,7 @@ import tensorflow as tf
 from tf_agents.agents.dqn import dqn_agent
 from tf_agents.agents.sac import sac_agent
 from tf_agents.train.utils import train_utils
+from tf_agents.utils import common as tfa_common
 
 from algorithms.base import AgentSpecError
 from algorithms.experience_replay import replay_table
@@ -113,6 +114,17 @@ def _build(env_name, kind):
 def test_agent_builders():
   assert isinstance(_build('CartPole-v1', 'dqn'), dqn_agent.DqnAgent)
   assert isinstance(_build('Pendulum-v1', 'sac'), sac_agent.SacAgent)
+
+
+@pytest.mark.parametrize('td_loss, loss_fn', [
+    ('squared', tfa_common.element_wise_squared_loss),
+    ('huber', tfa_common.element_wise_huber_loss)])
+def test_dqn_td_loss(td_loss, loss_fn):
+  config = _config('CartPole-v0', 'dqn', td_loss=td_loss)
+  agent = agents.build_agent(
+      config, *agents.tensor_specs(envs.load_env(config.env)),
+      train_utils.create_train_step())
+  assert agent._td_errors_loss_fn is loss_fn  # pylint: disable=protected-access
 
 
 def test_dqn_on_continuous_actions_fails_clearly():
