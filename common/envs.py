@@ -39,7 +39,9 @@ def load_env(config: EnvConfig, seed: int = 0) -> py_environment.PyEnvironment:
   """Returns the seeded PyEnvironment named by `config`, or raises EnvError."""
   suite = resolve_suite(config)
   if suite == 'gymnasium':
-    env = _load_gymnasium(config.name)
+    # auto sends every name gym 0.23 does not know to Gymnasium.
+    searched = 'gym or gymnasium' if config.suite == 'auto' else suite
+    env = _load_gymnasium(config.name, searched)
   else:
     env = _load_tf_agents_suite(config.name, suite)
   env.seed(seed)
@@ -103,7 +105,7 @@ def _render_kwargs(gymnasium, name: str) -> dict:
   return {'render_mode': 'rgb_array'} if 'rgb_array' in modes else {}
 
 
-def _load_gymnasium(name: str):
+def _load_gymnasium(name: str, searched: str):
   from common import gymnasium_env  # pylint: disable=g-import-not-at-top
   gymnasium_env.use_headless_rendering()
   import gymnasium  # pylint: disable=g-import-not-at-top
@@ -119,11 +121,11 @@ def _load_gymnasium(name: str):
           gymnasium.error.NamespaceNotFound) as e:
     package = _missing_package(name)
     if not package:
-      raise _unknown(name, 'gymnasium', str(e).splitlines()[0]) from e
+      raise _unknown(name, searched, str(e).splitlines()[0]) from e
     raise EnvError(f'env {name!r} needs the {package} package: pip install '
                    f'{_pinned(package)}') from e
   except gymnasium.error.Error as e:
-    raise _unknown(name, 'gymnasium', str(e).splitlines()[0]) from e
+    raise _unknown(name, searched, str(e).splitlines()[0]) from e
   try:
     return gymnasium_env.GymnasiumEnv(env)
   except TypeError as e:

@@ -25,7 +25,7 @@ def _error_lines(result):
 
 @pytest.mark.parametrize('module, args, message', [
     ('reverb_server', ['--env=NoSuchEnv-v0'],
-     "EnvError: unknown env 'NoSuchEnv-v0' in the gym suite"),
+     "EnvError: unknown env 'NoSuchEnv-v0' in the gym or gymnasium suite"),
     ('reverb_server', ['--env=Pendulum-v1'],
      'AgentSpecError: DQN needs a discrete action space, but Pendulum-v1 has '
      'continuous actions'),
@@ -92,7 +92,7 @@ def test_launcher_repeats_a_childs_bad_input_error(tmp_path):
   errors = _error_lines(result)
   assert len(errors) == 1, result.stderr[-2000:]
   assert errors[0].startswith('error (launcher): '), errors[0]
-  assert "EnvError: unknown env 'NoSuchEnv-v0' in the gym suite" in errors[0]
+  assert "EnvError: unknown env 'NoSuchEnv-v0' in the gym or gymnasium suite" in errors[0]
   assert f'(its log: {tmp_path}/logs/' in errors[0]
 
 
