@@ -31,7 +31,7 @@ def _float32(dtype: np.dtype) -> np.dtype:
   return np.dtype(np.float32) if dtype == np.float64 else dtype
 
 
-def spec_from_space(space, name: str) -> array_spec.BoundedArraySpec:
+def _spec_from_space(space, name: str) -> array_spec.BoundedArraySpec:
   """The array spec of a Box or Discrete space, with the adapter's dtypes;
   raises TypeError for other spaces."""
   import gymnasium  # pylint: disable=g-import-not-at-top
@@ -54,16 +54,12 @@ class GymnasiumEnv(py_environment.PyEnvironment):
   def __init__(self, env):
     super().__init__(handle_auto_reset=True)
     self._env = env
-    self._observation_spec = spec_from_space(env.observation_space,
+    self._observation_spec = _spec_from_space(env.observation_space,
                                              'observation')
-    self._action_spec = spec_from_space(env.action_space, 'action')
+    self._action_spec = _spec_from_space(env.action_space, 'action')
     self._discrete_action = self._action_spec.shape == () and np.issubdtype(
         self._action_spec.dtype, np.integer)
     self._seed: Optional[int] = None
-
-  @property
-  def gymnasium_env(self):
-    return self._env
 
   def observation_spec(self):
     return self._observation_spec

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything (the venv, Debian's libosmesa6), then runs the whole test suite: unit tests,
-# integration tests with real processes, the CartPole learning test, and the
+# Installs everything (the venv, Debian's libosmesa6), then runs the whole
+# test suite: unit tests, integration tests with real processes, the
+# learning tests, and the
 # docker compose end-to-end test (scripts/docker_setup.sh installs and starts
 # a Docker engine for it, and stops the engine again if it started it).
 # Extra arguments go to pytest (e.g. -m 'not slow' runs only the in-process

@@ -102,11 +102,12 @@ def test_min_size_rate_limiter():
   assert table.info.rate_limiter_info.samples_per_insert == 1
 
 
-def _build(env_name, kind):
+def _build(env_name, kind, **agent_changes):
   env = envs.load_env(cfg.EnvConfig(env_name))
   time_step_spec, action_spec = agents.tensor_specs(env)
-  config = cfg.ExperimentConfig(env=cfg.EnvConfig(env_name),
-                                agent=cfg.AgentConfig(kind))
+  config = cfg.ExperimentConfig(
+      env=cfg.EnvConfig(env_name),
+      agent=dataclasses.replace(cfg.AgentConfig(kind), **agent_changes))
   return agents.build_agent(config, time_step_spec, action_spec,
                             train_utils.create_train_step())
 
@@ -120,10 +121,7 @@ def test_agent_builders():
     ('squared', tfa_common.element_wise_squared_loss),
     ('huber', tfa_common.element_wise_huber_loss)])
 def test_dqn_td_loss(td_loss, loss_fn):
-  config = _config('CartPole-v0', 'dqn', td_loss=td_loss)
-  agent = agents.build_agent(
-      config, *agents.tensor_specs(envs.load_env(config.env)),
-      train_utils.create_train_step())
+  agent = _build('CartPole-v0', 'dqn', td_loss=td_loss)
   assert agent._td_errors_loss_fn is loss_fn  # pylint: disable=protected-access
 
 
